@@ -1,0 +1,283 @@
+//! The validated factory: what the rest of Kiln sees. Every value here passed validation, so later
+//! stages never re-check a definition; the [`Loc`]s are kept so later stages can still point a user
+//! at the line that caused a problem.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::accounts::AccountMap;
+use crate::checks::Check;
+use crate::diagnostic::Loc;
+use crate::names::{ChannelName, FactoryName, ImageName};
+use crate::values::{BootMode, ByteSize, Format, GuestPath, ImagePath, Mode};
+
+/// A whole factory repository, validated.
+#[derive(Debug, Clone)]
+pub struct Factory {
+    /// The directory holding `kiln.hcl`.
+    pub root: PathBuf,
+    pub settings: Settings,
+    pub sources: BTreeMap<SourceId, Source>,
+    pub policies: BTreeMap<ChannelName, Policy>,
+    pub images: BTreeMap<ImageName, Image>,
+    /// `accounts.yaml`, when the factory has one.
+    pub accounts: Option<AccountMap>,
+}
+
+impl Factory {
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.get(name)
+    }
+
+    pub fn check_count(&self) -> usize {
+        self.images
+            .values()
+            .flat_map(|i| &i.check_files)
+            .map(|c| c.checks.len())
+            .sum()
+    }
+}
+
+/// The `factory`, `registry` and `store` blocks of kiln.hcl.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub name: FactoryName,
+    /// Promotion order, first to last. `latest` is implicit.
+    pub channels: Vec<ChannelName>,
+    pub registry: RegistryUrl,
+    pub store: StoreUrl,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "location", rename_all = "lowercase")]
+pub enum RegistryUrl {
+    /// Path relative to the factory root unless absolute.
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreUrl {
+    File { path: PathBuf },
+    S3 { bucket: String, prefix: String },
+}
+
+/// `source "debian" "bookworm"` is `SourceId { kind: Debian, name: "bookworm" }`, referenced as
+/// `source.debian.bookworm`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct SourceId {
+    pub kind: SourceKind,
+    pub name: String,
+}
+
+impl std::fmt::Display for SourceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.kind.as_str(), self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Debian,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 1] = [SourceKind::Debian];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Debian => "debian",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// An upstream OS source. Two sources are "the same" for change detection when everything but
+/// their location in the file is equal, hence the manual `PartialEq` that skips `loc`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Source {
+    pub id: SourceId,
+    pub suite: String,
+    pub components: Vec<String>,
+    /// `None`: the build host's apt sources.
+    pub mirror: Option<String>,
+    /// A snapshot timestamp (`20250520T000000Z`) that pins the package set.
+    pub snapshot: Option<String>,
+    pub architecture: String,
+    #[serde(skip)]
+    pub loc: Loc,
+}
+
+impl PartialEq for Source {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            &self.id,
+            &self.suite,
+            &self.components,
+            &self.mirror,
+            &self.snapshot,
+            &self.architecture,
+        ) == (
+            &o.id,
+            &o.suite,
+            &o.components,
+            &o.mirror,
+            &o.snapshot,
+            &o.architecture,
+        )
+    }
+}
+
+/// Highest finding severity a policy accepts.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingSeverity {
+    None,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl FindingSeverity {
+    pub const ALL: [FindingSeverity; 5] = [
+        FindingSeverity::None,
+        FindingSeverity::Low,
+        FindingSeverity::Medium,
+        FindingSeverity::High,
+        FindingSeverity::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingSeverity::None => "none",
+            FindingSeverity::Low => "low",
+            FindingSeverity::Medium => "medium",
+            FindingSeverity::High => "high",
+            FindingSeverity::Critical => "critical",
+        }
+    }
+}
+
+/// Roles that may approve or manage channels. The registry and server enforce them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Platform,
+    Security,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Platform, Role::Security];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Platform => "platform",
+            Role::Security => "security",
+        }
+    }
+}
+
+/// `policy "CHANNEL"`: the rules a version must meet to enter that channel.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Policy {
+    pub channel: ChannelName,
+    pub require_tests: bool,
+    pub max_severity: Option<FindingSeverity>,
+    pub forbid_secrets: bool,
+    /// `Some(role)`: a person with this role must approve before promotion.
+    pub require_approval: Option<Role>,
+    /// Only the security role may move a restricted channel.
+    pub restricted: bool,
+}
+
+/// Where an image starts from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+pub enum Parent {
+    Source(SourceId),
+    Image(ImageName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Disk {
+    pub size: ByteSize,
+    pub boot: BootMode,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Provisioner {
+    Shell {
+        body: ShellBody,
+        /// `KEY=VALUE` pairs exported to the script, in order.
+        environment_vars: Vec<(String, String)>,
+    },
+    File {
+        source: ImagePath,
+        destination: GuestPath,
+        mode: Option<Mode>,
+        owner: Option<String>,
+        group: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShellBody {
+    Inline(Vec<String>),
+    Script(ImagePath),
+}
+
+/// One check file of an image, loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckFile {
+    pub path: ImagePath,
+    pub checks: Vec<Check>,
+}
+
+/// A validated image definition, with inherited settings (disk, formats) resolved.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub name: ImageName,
+    /// The image directory, relative to the factory root.
+    pub dir: PathBuf,
+    pub description: Option<String>,
+    pub from: Parent,
+    /// For image parents: the parent channel to build on.
+    pub channel: Option<ChannelName>,
+    pub packages: Vec<String>,
+    pub disk: Disk,
+    pub provisioners: Vec<Provisioner>,
+    pub check_files: Vec<CheckFile>,
+    pub formats: Vec<Format>,
+    pub labels: BTreeMap<String, String>,
+    /// Where the `image` block starts, and where `from` is set.
+    pub loc: Loc,
+    pub from_loc: Loc,
+}
+
+impl Image {
+    pub fn parent_image(&self) -> Option<&ImageName> {
+        match &self.from {
+            Parent::Image(n) => Some(n),
+            Parent::Source(_) => None,
+        }
+    }
+
+    pub fn source(&self) -> Option<&SourceId> {
+        match &self.from {
+            Parent::Source(s) => Some(s),
+            Parent::Image(_) => None,
+        }
+    }
+}

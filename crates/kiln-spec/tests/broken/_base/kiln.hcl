@@ -1,0 +1,8 @@
+factory {
+  name     = "fixture"
+  channels = ["dev", "production"]
+}
+
+source "debian" "bookworm" {
+  suite = "bookworm"
+}

@@ -1,0 +1,6 @@
+image "base" {
+  from = source.debian.bookworm
+  disk {
+    size = "4GB"
+  }
+}

@@ -1,0 +1,5 @@
+image "child" {
+  from     = image.base
+  packages = ["nginx"]
+  packages = ["curl"]
+}

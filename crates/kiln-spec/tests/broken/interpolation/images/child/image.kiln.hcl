@@ -1,0 +1,4 @@
+image "child" {
+  from        = image.base
+  description = "built on ${var.base}"
+}

@@ -1,0 +1,3 @@
+image "child" {
+  packages = ["nginx"]
+}

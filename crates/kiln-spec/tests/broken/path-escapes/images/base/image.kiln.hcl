@@ -1,0 +1,4 @@
+image "base" {
+  from = source.debian.bookworm
+  provisioner "shell" { script = "../../kiln.hcl" }
+}

@@ -1,0 +1,4 @@
+image "child" {
+  from   = image.base
+  checks = ["checks/child.yaml", "checks/missing.yaml"]
+}

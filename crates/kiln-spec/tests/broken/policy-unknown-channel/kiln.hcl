@@ -1,0 +1,12 @@
+factory {
+  name     = "fixture"
+  channels = ["dev", "production"]
+}
+
+source "debian" "bookworm" {
+  suite = "bookworm"
+}
+
+policy "prod" {
+  require_tests = true
+}

@@ -1,0 +1,5 @@
+image "base" {
+  from     = source.debian.bookworm
+  packages = ["openssh-server"
+  checks   = ["checks/base.yaml"]
+}

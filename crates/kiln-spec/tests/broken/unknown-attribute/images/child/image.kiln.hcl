@@ -1,0 +1,5 @@
+image "child" {
+  from       = image.base
+  descripton = "typo"
+  checks     = ["checks/child.yaml"]
+}

@@ -1,0 +1,6 @@
+image "child" {
+  from = image.base
+  provisoner "shell" {
+    inline = ["true"]
+  }
+}

@@ -1,0 +1,4 @@
+image "base" {
+  from    = source.debian.bookworm
+  formats = ["raw", "iso", "qcow2"]
+}

@@ -1,0 +1,3 @@
+image "child" {
+  from = image.base-debian13
+}

@@ -1,0 +1,6 @@
+image "child" {
+  from = image.base
+  provisioner "ansible" {
+    playbook = "site.yml"
+  }
+}

@@ -1,0 +1,3 @@
+image "base" {
+  from = source.debian.trixie
+}

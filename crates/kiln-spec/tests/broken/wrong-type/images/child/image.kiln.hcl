@@ -1,0 +1,4 @@
+image "child" {
+  from     = image.base
+  packages = "nginx"
+}

@@ -1,0 +1,50 @@
+//! The repository's example factory (also what `kiln init` writes) must always validate.
+
+use std::path::Path;
+
+use kiln_spec::{BootMode, CheckKind, Format, Parent};
+
+#[test]
+fn the_example_factory_validates_and_resolves_inheritance() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/factory");
+    let loaded = kiln_spec::load_factory(&root);
+    let rendered = loaded.diagnostics.render(Path::new(""));
+    let f = loaded.factory.expect(&rendered);
+    assert!(
+        loaded.diagnostics.is_empty(),
+        "unexpected warnings:\n{rendered}"
+    );
+
+    assert_eq!(f.settings.name.as_str(), "acme");
+    let channels: Vec<&str> = f.settings.channels.iter().map(|c| c.as_str()).collect();
+    assert_eq!(channels, ["dev", "test", "production"]);
+
+    let base = f.image("base-debian12").unwrap();
+    assert!(matches!(&base.from, Parent::Source(s) if s.to_string() == "debian.bookworm"));
+    assert_eq!(base.disk.size.bytes(), 4 << 30);
+    assert_eq!(base.disk.boot, BootMode::Uefi);
+    assert_eq!(base.provisioners.len(), 2);
+
+    let web = f.image("app-web").unwrap();
+    assert_eq!(
+        web.parent_image().map(|n| n.as_str()),
+        Some("base-debian12")
+    );
+    assert_eq!(web.channel.as_ref().map(|c| c.as_str()), Some("production"));
+    // Inherited from the parent: the child sets neither.
+    assert_eq!(web.disk, base.disk);
+    assert_eq!(
+        web.formats,
+        [Format::Raw, Format::Qcow2, Format::Vhd, Format::Vmdk]
+    );
+
+    let commands = web.check_files[0]
+        .checks
+        .iter()
+        .filter(|c| matches!(c.kind, CheckKind::Command { .. }))
+        .count();
+    assert_eq!(commands, 2);
+    let accounts = f.accounts.as_ref().expect("accounts.yaml is loaded");
+    assert!(!accounts.is_empty());
+    assert!(f.policies["production"].require_approval.is_some());
+}
