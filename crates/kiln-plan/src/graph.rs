@@ -153,10 +153,7 @@ fn topological_order(
     let start = (0..names.len()).find(|&i| indegree[i] > 0).unwrap_or(0);
     let mut path = vec![start];
     let mut cur = start;
-    loop {
-        let Some(&next) = parents[cur].iter().find(|&&p| indegree[p] > 0) else {
-            break;
-        };
+    while let Some(&next) = parents[cur].iter().find(|&&p| indegree[p] > 0) {
         if let Some(pos) = path.iter().position(|&n| n == next) {
             let mut ring: Vec<String> = path[pos..]
                 .iter()

@@ -94,18 +94,18 @@ pub(crate) fn read(cx: &mut Cx, channels: Option<&[ChannelName]>) -> Option<Acco
                 continue;
             }
         };
-        if let Some(chs) = channels {
-            if !chs.contains(&channel) {
-                let names: Vec<&str> = chs.iter().map(|c| c.as_str()).collect();
-                cx.error_at(
-                    key_loc,
-                    format!(
-                        "unknown channel `{channel}`; the factory's channels are: {}",
-                        names.join(", ")
-                    ),
-                );
-                continue;
-            }
+        if let Some(chs) = channels
+            && !chs.contains(&channel)
+        {
+            let names: Vec<&str> = chs.iter().map(|c| c.as_str()).collect();
+            cx.error_at(
+                key_loc,
+                format!(
+                    "unknown channel `{channel}`; the factory's channels are: {}",
+                    names.join(", ")
+                ),
+            );
+            continue;
         }
         let Some(m) = value.as_mapping() else {
             let loc = yaml::node_loc(cx, value);

@@ -394,18 +394,18 @@ fn read_policy(
             return None;
         }
     };
-    if let Some(chs) = channels {
-        if !chs.contains(&channel) {
-            let names: Vec<&str> = chs.iter().map(|c| c.as_str()).collect();
-            cx.error_at(
-                label.loc,
-                format!(
-                    "policy for undeclared channel `{channel}`; the factory's channels are: {}",
-                    names.join(", ")
-                ),
-            );
-            return None;
-        }
+    if let Some(chs) = channels
+        && !chs.contains(&channel)
+    {
+        let names: Vec<&str> = chs.iter().map(|c| c.as_str()).collect();
+        cx.error_at(
+            label.loc,
+            format!(
+                "policy for undeclared channel `{channel}`; the factory's channels are: {}",
+                names.join(", ")
+            ),
+        );
+        return None;
     }
     let require_approval = require_approval?;
     let approver_role = approver_role?;

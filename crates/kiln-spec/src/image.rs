@@ -409,17 +409,17 @@ fn image_path(cx: &mut Cx, s: &Spanned<String>, abs_dir: &Path, want: Want) -> O
         }
     };
     // A symlink may lead outside even when the written path does not.
-    if let (Ok(real), Ok(root)) = (full.canonicalize(), abs_dir.canonicalize()) {
-        if !real.starts_with(&root) {
-            cx.error_at(
-                s.loc.clone(),
-                format!(
-                    "`{}` leads outside the image directory (through a symlink)",
-                    s.value
-                ),
-            );
-            return None;
-        }
+    if let (Ok(real), Ok(root)) = (full.canonicalize(), abs_dir.canonicalize())
+        && !real.starts_with(&root)
+    {
+        cx.error_at(
+            s.loc.clone(),
+            format!(
+                "`{}` leads outside the image directory (through a symlink)",
+                s.value
+            ),
+        );
+        return None;
     }
     if want == Want::File && !meta.is_file() {
         cx.error_at(s.loc.clone(), format!("`{}` is not a file", s.value));

@@ -201,11 +201,12 @@ fn resolve(
     for d in by_name.values() {
         let Some(from) = &d.from else { continue };
         // `image.x` where images/x/ failed to parse: that error is already reported.
-        if let [root, name] = from.value.as_slice() {
-            if root == "image" && unreadable.contains(name) && !by_name.contains_key(name.as_str())
-            {
-                continue;
-            }
+        if let [root, name] = from.value.as_slice()
+            && root == "image"
+            && unreadable.contains(name)
+            && !by_name.contains_key(name.as_str())
+        {
+            continue;
         }
         let Some(parent) = resolve_from(&d.name.value, &from.value, &from.loc, ff, &by_name, diags)
         else {

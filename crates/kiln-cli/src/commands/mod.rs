@@ -1,0 +1,18 @@
+//! One module per subcommand; each returns the process exit code.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+mod init;
+mod plan;
+mod validate;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let factory = cli.global.factory.as_deref();
+    match cli.command {
+        Command::Init { dir } => init::run(&dir),
+        Command::Validate { format } => validate::run(factory, format),
+        Command::Plan(args) => plan::run(factory, &args),
+    }
+}

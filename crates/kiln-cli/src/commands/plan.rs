@@ -1,0 +1,66 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use kiln_plan::{ImageGraph, PlanOptions, Reason, changes, render};
+
+use crate::cli::{PlanArgs, PlanFormat};
+use crate::factory_dir;
+
+pub fn run(factory: Option<&Path>, args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let dir = factory_dir::locate(factory)?;
+    let f = match factory_dir::load(&dir) {
+        Ok(f) => f,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {e}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let graph = ImageGraph::from_factory(&f).context("building the image graph")?;
+
+    let seeds: Vec<(usize, Reason)> = if let Some(rev) = &args.since {
+        let ch = kiln_plan::changes_since(&dir, rev)?;
+        tracing::info!(files = ch.paths.len(), rev, "changed files");
+        changes::seeds(&f, &graph, &ch)
+    } else if args.all {
+        (0..graph.len()).map(|i| (i, Reason::Requested)).collect()
+    } else if !args.images.is_empty() {
+        let mut seeds = Vec::new();
+        let mut unknown = Vec::new();
+        for name in &args.images {
+            match graph.index_of(name) {
+                Some(i) => seeds.push((i, Reason::Requested)),
+                None => unknown.push(name.as_str()),
+            }
+        }
+        if !unknown.is_empty() {
+            let known: Vec<&str> = (0..graph.len()).map(|i| graph.name(i)).collect();
+            bail!(
+                "unknown image{} {}; the factory has: {}",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", "),
+                known.join(", ")
+            );
+        }
+        seeds
+    } else {
+        bail!("nothing selected: give image names, --all, or --since REV");
+    };
+
+    let opts = PlanOptions {
+        cascade: !args.no_cascade,
+        max_parallel: args.max_parallel,
+    };
+    let plan = kiln_plan::plan(&graph, &seeds, opts);
+    let out = match args.format {
+        PlanFormat::Text => render::text(&plan),
+        PlanFormat::Json => render::json(&plan) + "\n",
+        PlanFormat::GithubMatrix => render::github_matrix(&plan),
+        PlanFormat::GitlabPipeline => render::gitlab_pipeline(&plan),
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
