@@ -5,6 +5,7 @@
 //! convention `PATH:LINE:COL: error: MESSAGE` (editors and CI annotators parse it), followed by the
 //! offending line and a caret under the span.
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,7 +73,8 @@ impl Diagnostic {
 #[derive(Debug, Default, Clone)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
-    sources: Vec<Arc<SourceFile>>,
+    /// Keyed by path: a factory has one source per image, and lookups happen per file read.
+    sources: HashMap<Arc<Path>, Arc<SourceFile>>,
 }
 
 impl Diagnostics {
@@ -81,9 +83,7 @@ impl Diagnostics {
     }
 
     pub(crate) fn add_source(&mut self, src: Arc<SourceFile>) {
-        if !self.sources.iter().any(|s| s.path == src.path) {
-            self.sources.push(src);
-        }
+        self.sources.entry(src.path.clone()).or_insert(src);
     }
 
     pub fn has_errors(&self) -> bool {
@@ -139,7 +139,7 @@ impl Diagnostics {
                 d.severity.as_str(),
                 d.message
             );
-            if let Some(src) = self.sources.iter().find(|s| *s.path == *d.loc.path) {
+            if let Some(src) = self.sources.get(&d.loc.path) {
                 render_snippet(&mut out, src, &d.loc);
             }
         }

@@ -322,8 +322,8 @@ fn resolve_from(
                 )
             }
         }
-        [root, name] if root == "image" => match images.keys().find(|k| k.as_str() == name) {
-            Some(n) => Some(Parent::Image(n.clone())),
+        [root, name] if root == "image" => match images.get_key_value(name.as_str()) {
+            Some((n, _)) => Some(Parent::Image(n.clone())),
             None => {
                 let known: Vec<String> = images
                     .keys()

@@ -1,0 +1,55 @@
+# Kiln's entry points. `make demo` and `make test` work on a fresh Debian build machine: each
+# installs what it needs (idempotently) before running.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# One persistent target dir outside the clone, so CI and fresh clones do not rebuild the world.
+export CARGO_TARGET_DIR ?= /var/cache/kiln/target
+CARGO ?= cargo
+KILN := $(CARGO_TARGET_DIR)/debug/kiln
+FACTORY ?= examples/factory
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps demo test check fmt clippy unit bench fuzz fuzz-smoke
+
+all: check
+
+deps:
+	@scripts/host-deps.sh base builder
+
+## The main job on the example factory. Today: validate and plan. Building, testing and
+## recording images arrive with the builder, test rig and registry.
+demo: deps
+	@$(CARGO) build --quiet -p kiln-cli
+	@echo "==> kiln validate --factory $(FACTORY)"
+	@$(KILN) validate --factory $(FACTORY)
+	@echo "==> kiln plan --all --factory $(FACTORY)"
+	@$(KILN) plan --all --factory $(FACTORY)
+	@echo "==> kiln plan --all --max-parallel 1 --format json --factory $(FACTORY)"
+	@$(KILN) plan --all --max-parallel 1 --format json --factory $(FACTORY)
+
+## The whole suite: formatting, lints, every test, and a short fuzz run.
+test: deps check fuzz-smoke
+
+check: fmt clippy unit
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked
+
+bench:
+	$(CARGO) bench -p kiln-plan --bench plan
+
+fuzz-smoke:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+## Long fuzzing: make fuzz FUZZ_SECONDS=600
+fuzz: FUZZ_SECONDS = 600
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
