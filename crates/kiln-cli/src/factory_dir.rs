@@ -38,6 +38,13 @@ pub fn locate(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Finds and loads the factory: the start of every command that reads one.
+pub fn open(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, Factory)> {
+    let dir = locate(explicit)?;
+    let f = load(&dir)?;
+    Ok((dir, f))
+}
+
 /// Loads the factory; prints warnings, and on errors prints them all and fails.
 pub fn load(dir: &Path) -> Result<Factory, LoadFailed> {
     let Loaded {

@@ -81,9 +81,12 @@ fn ms(d: Duration) -> String {
 }
 
 fn write_factory(root: &Path, images: &[(String, Result<usize, usize>)]) {
-    let mut kiln = String::from("factory {\n  name = \"bench\"\n  channels = [\"dev\", \"production\"]\n}\n");
+    let mut kiln =
+        String::from("factory {\n  name = \"bench\"\n  channels = [\"dev\", \"production\"]\n}\n");
     for s in 0..SOURCES {
-        kiln.push_str(&format!("source \"debian\" \"s{s}\" {{\n  suite = \"bookworm\"\n}}\n"));
+        kiln.push_str(&format!(
+            "source \"debian\" \"s{s}\" {{\n  suite = \"bookworm\"\n}}\n"
+        ));
     }
     std::fs::write(root.join("kiln.hcl"), kiln).unwrap();
     for (name, from) in images {
@@ -116,7 +119,9 @@ fn main() {
             (n.clone(), parents)
         })
         .collect();
-    println!("kiln plan benchmark: {IMAGES} images, depth ≤ {MAX_DEPTH}, {SOURCES} sources (median of runs)");
+    println!(
+        "kiln plan benchmark: {IMAGES} images, depth ≤ {MAX_DEPTH}, {SOURCES} sources (median of runs)"
+    );
 
     let (t_graph, graph) = time(21, || ImageGraph::new(nodes.clone()).unwrap());
     let all: Vec<(usize, Reason)> = (0..graph.len()).map(|i| (i, Reason::Requested)).collect();
@@ -164,7 +169,10 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let t = Instant::now();
     write_factory(tmp.path(), &images);
-    println!("  (wrote the factory to disk in {})", ms(t.elapsed()).trim());
+    println!(
+        "  (wrote the factory to disk in {})",
+        ms(t.elapsed()).trim()
+    );
     let (t_load, loaded) = time(5, || kiln_spec::load_factory(tmp.path()));
     let f = loaded
         .factory

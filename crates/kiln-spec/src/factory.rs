@@ -225,60 +225,38 @@ fn read_source(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Source> {
             .map(|l| l.into_iter().map(|s| s.value).collect::<Vec<_>>()),
         None => Some(vec!["main".to_string()]),
     };
-    let mirror = match r.attr(cx, "mirror") {
-        Some(a) => hcl::string(cx, &a.value, "`mirror`").and_then(|s| {
-            let ok = ["http://", "https://", "file://"]
-                .iter()
-                .any(|p| s.value.starts_with(p));
-            if ok {
-                Some(Some(s.value))
+    let mirror = r.opt_parsed(cx, "mirror", |v| {
+        if ["http://", "https://", "file://"]
+            .iter()
+            .any(|p| v.starts_with(p))
+        {
+            Ok(v.to_string())
+        } else {
+            Err(format!(
+                "mirror `{v}` must be an http://, https:// or file:// URL"
+            ))
+        }
+    });
+    let snapshot = r.opt_parsed(cx, "snapshot", |v| {
+        if is_snapshot_stamp(v) {
+            Ok(v.to_string())
+        } else {
+            Err(format!(
+                "snapshot `{v}` must be a timestamp like \"20250520T000000Z\""
+            ))
+        }
+    });
+    let architecture = r
+        .opt_parsed(cx, "architecture", |v| {
+            if v == "amd64" {
+                Ok(v.to_string())
             } else {
-                cx.error_at(
-                    s.loc,
-                    format!(
-                        "mirror `{}` must be an http://, https:// or file:// URL",
-                        s.value
-                    ),
-                );
-                None
+                Err(format!(
+                    "architecture `{v}` is not supported yet: only amd64"
+                ))
             }
-        }),
-        None => Some(None),
-    };
-    let snapshot = match r.attr(cx, "snapshot") {
-        Some(a) => hcl::string(cx, &a.value, "`snapshot`").and_then(|s| {
-            if is_snapshot_stamp(&s.value) {
-                Some(Some(s.value))
-            } else {
-                cx.error_at(
-                    s.loc,
-                    format!(
-                        "snapshot `{}` must be a timestamp like \"20250520T000000Z\"",
-                        s.value
-                    ),
-                );
-                None
-            }
-        }),
-        None => Some(None),
-    };
-    let architecture = match r.attr(cx, "architecture") {
-        Some(a) => hcl::string(cx, &a.value, "`architecture`").and_then(|s| {
-            if s.value == "amd64" {
-                Some(s.value)
-            } else {
-                cx.error_at(
-                    s.loc,
-                    format!(
-                        "architecture `{}` is not supported yet: only amd64",
-                        s.value
-                    ),
-                );
-                None
-            }
-        }),
-        None => Some("amd64".to_string()),
-    };
+        })
+        .map(|a| a.unwrap_or_else(|| "amd64".to_string()));
     r.finish(cx);
 
     let labels = labels?;
@@ -348,24 +326,14 @@ fn read_policy(
     let forbid_secrets = flag(cx, &mut r, "forbid_secrets");
     let require_approval = flag(cx, &mut r, "require_approval");
     let restricted = flag(cx, &mut r, "restricted");
-    let max_severity = match r.attr(cx, "max_severity") {
-        Some(a) => hcl::string(cx, &a.value, "`max_severity`").and_then(|s| {
-            match FindingSeverity::ALL.into_iter().find(|v| v.as_str() == s.value) {
-                Some(v) => Some(Some(v)),
-                None => {
-                    cx.error_at(
-                        s.loc,
-                        format!(
-                            "unknown severity `{}`: expected one of none, low, medium, high, critical",
-                            s.value
-                        ),
-                    );
-                    None
-                }
-            }
-        }),
-        None => Some(None),
-    };
+    let max_severity = r.opt_parsed(cx, "max_severity", |v| {
+        FindingSeverity::ALL
+            .into_iter()
+            .find(|s| s.as_str() == v)
+            .ok_or_else(|| {
+                format!("unknown severity `{v}`: expected one of none, low, medium, high, critical")
+            })
+    });
     let approver_role = match r.attr(cx, "approver_role") {
         Some(a) => hcl::string(cx, &a.value, "`approver_role`").and_then(|s| {
             match Role::ALL.into_iter().find(|v| v.as_str() == s.value) {

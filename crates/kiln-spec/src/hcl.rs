@@ -122,6 +122,27 @@ impl<'b> BodyReader<'b> {
         a
     }
 
+    /// An optional string attribute turned into a value by `parse` (whose error message is
+    /// reported at the value). `Some(None)`: not set; `None`: set but invalid (already reported).
+    pub fn opt_parsed<T>(
+        &mut self,
+        cx: &mut Cx,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        let Some(a) = self.attr(cx, name) else {
+            return Some(None);
+        };
+        let s = string(cx, &a.value, &format!("`{name}`"))?;
+        match parse(&s.value) {
+            Ok(v) => Some(Some(v)),
+            Err(msg) => {
+                cx.error_at(s.loc, msg);
+                None
+            }
+        }
+    }
+
     pub fn blocks(&mut self, name: &'static str) -> Vec<&'b Block> {
         self.blocks.push(name);
         self.body.get_blocks(name).collect()

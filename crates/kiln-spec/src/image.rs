@@ -204,15 +204,11 @@ fn read_disk(cx: &mut Cx, b: &Block) -> Option<Disk> {
         }
         Some(size)
     });
-    let boot = match r.attr(cx, "boot") {
-        Some(a) => hcl::string(cx, &a.value, "`boot`").and_then(|s| {
-            s.value
-                .parse::<BootMode>()
-                .map_err(|e| cx.error_at(s.loc, e.to_string()))
-                .ok()
-        }),
-        None => Some(BootMode::default()),
-    };
+    let boot = r
+        .opt_parsed(cx, "boot", |v| {
+            v.parse::<BootMode>().map_err(|e| e.to_string())
+        })
+        .map(Option::unwrap_or_default);
     r.finish(cx);
     Some(Disk {
         size: size?,
@@ -346,32 +342,17 @@ fn read_file(cx: &mut Cx, b: &Block, abs_dir: &Path) -> Option<Provisioner> {
             .map_err(|e| cx.error_at(s.loc, e.to_string()))
             .ok()
     });
-    let mode = match r.attr(cx, "mode") {
-        Some(a) => hcl::string(cx, &a.value, "`mode`").and_then(|s| {
-            s.value
-                .parse::<Mode>()
-                .map(Some)
-                .map_err(|e| cx.error_at(s.loc, e.to_string()))
-                .ok()
-        }),
-        None => Some(None),
-    };
-    let account = |cx: &mut Cx, r: &mut BodyReader<'_>, name: &'static str| match r.attr(cx, name) {
-        Some(a) => hcl::string(cx, &a.value, &format!("`{name}`")).and_then(|s| {
-            if is_account_name(&s.value) {
-                Some(Some(s.value))
+    let mode = r.opt_parsed(cx, "mode", |v| v.parse::<Mode>().map_err(|e| e.to_string()));
+    let account = |cx: &mut Cx, r: &mut BodyReader<'_>, name: &'static str| {
+        r.opt_parsed(cx, name, |v| {
+            if is_account_name(v) {
+                Ok(v.to_string())
             } else {
-                cx.error_at(
-                    s.loc,
-                    format!(
-                        "invalid {name} `{}`: a user/group name or numeric id",
-                        s.value
-                    ),
-                );
-                None
+                Err(format!(
+                    "invalid {name} `{v}`: a user/group name or numeric id"
+                ))
             }
-        }),
-        None => Some(None),
+        })
     };
     let owner = account(cx, &mut r, "owner");
     let group = account(cx, &mut r, "group");

@@ -8,17 +8,7 @@ use crate::cli::{PlanArgs, PlanFormat};
 use crate::factory_dir;
 
 pub fn run(factory: Option<&Path>, args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let dir = factory_dir::locate(factory)?;
-    let f = match factory_dir::load(&dir) {
-        Ok(f) => f,
-        Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {e}");
-            }
-            return Ok(ExitCode::from(1));
-        }
-    };
+    let (dir, f) = factory_dir::open(factory)?;
     let graph = ImageGraph::from_factory(&f).context("building the image graph")?;
 
     let seeds: Vec<(usize, Reason)> = if let Some(rev) = &args.since {

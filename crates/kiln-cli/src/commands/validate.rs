@@ -5,17 +5,7 @@ use crate::cli::ValidateFormat;
 use crate::factory_dir;
 
 pub fn run(factory: Option<&Path>, format: ValidateFormat) -> anyhow::Result<ExitCode> {
-    let dir = factory_dir::locate(factory)?;
-    let f = match factory_dir::load(&dir) {
-        Ok(f) => f,
-        Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {e}");
-            }
-            return Ok(ExitCode::from(1));
-        }
-    };
+    let (_, f) = factory_dir::open(factory)?;
     let images = f.images.len();
     let children = f
         .images
