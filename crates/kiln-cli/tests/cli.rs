@@ -222,3 +222,37 @@ fn plan_since_through_the_cli() {
         stderr(&o)
     );
 }
+
+/// docs/cli.md is generated from the clap definitions (`KILN_UPDATE_DOCS=1 cargo test -p
+/// kiln-cli cli_reference`), so help text and documentation cannot drift apart.
+#[test]
+fn cli_reference_is_up_to_date() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut doc = String::from(
+        "# kiln command-line reference\n\nGenerated from `kiln --help`; do not edit by hand \
+         (`KILN_UPDATE_DOCS=1 cargo test -p kiln-cli cli_reference`).\n",
+    );
+    for sub in [None, Some("init"), Some("validate"), Some("plan")] {
+        let mut args: Vec<&str> = sub.into_iter().collect();
+        args.push("--help");
+        let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(&args)
+            .env("COLUMNS", "100")
+            .env_remove("KILN_FACTORY")
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let title = sub.map_or("kiln".to_string(), |s| format!("kiln {s}"));
+        doc.push_str(&format!("\n## {title}\n\n```text\n{}```\n", stdout(&o)));
+    }
+    let path = root.join("docs/cli.md");
+    if std::env::var_os("KILN_UPDATE_DOCS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == doc,
+        "docs/cli.md is stale: run KILN_UPDATE_DOCS=1 cargo test -p kiln-cli cli_reference"
+    );
+}
