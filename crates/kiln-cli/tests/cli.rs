@@ -120,6 +120,25 @@ fn validate_reports_every_error_with_its_position_and_exits_1() {
         err.trim_end().ends_with("error: the factory has 2 errors"),
         "{err}"
     );
+
+    let o = kiln(
+        tmp.path(),
+        &["validate", "--factory", "f", "--format", "json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(
+        v["diagnostics"][0],
+        serde_json::json!({
+            "severity": "error",
+            "path": "images/app-web/image.kiln.hcl",
+            "line": 3,
+            "column": 17,
+            "message": "image `base-debian13` does not exist; known: image.base-debian12",
+        })
+    );
+    assert_eq!(v["diagnostics"].as_array().unwrap().len(), 2);
 }
 
 #[test]

@@ -69,6 +69,20 @@ impl Diagnostic {
     }
 }
 
+/// `{"severity","path","line","column","message"}`: the machine form CI annotators read.
+impl serde::Serialize for Diagnostic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Diagnostic", 5)?;
+        st.serialize_field("severity", self.severity.as_str())?;
+        st.serialize_field("path", &self.loc.path.to_string_lossy())?;
+        st.serialize_field("line", &self.loc.line)?;
+        st.serialize_field("column", &self.loc.col)?;
+        st.serialize_field("message", &self.message)?;
+        st.end()
+    }
+}
+
 /// Everything found while loading a factory, plus the sources needed to render snippets.
 #[derive(Debug, Default, Clone)]
 pub struct Diagnostics {
