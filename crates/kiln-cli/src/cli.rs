@@ -46,6 +46,68 @@ pub enum Command {
     },
     /// List the images that must be built, why, and in which order (waves, batches).
     Plan(PlanArgs),
+    /// Build images: bootstrap (or start from the parent's tree), provision, seal, disk, exports.
+    Build(BuildArgs),
+    /// Inspect or prune the stage cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Images to build, in any order (parents are built first).
+    #[arg(value_name = "IMAGE", required_unless_present = "all")]
+    pub images: Vec<String>,
+    /// Every image of the factory.
+    #[arg(long, conflicts_with = "images")]
+    pub all: bool,
+    /// Skip the test stage (booting the image).
+    #[arg(long)]
+    pub no_test: bool,
+    #[command(flatten)]
+    pub cache: CacheDir,
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheDir {
+    /// Stage cache directory.
+    #[arg(
+        long,
+        env = "KILN_CACHE_DIR",
+        value_name = "DIR",
+        default_value = "/var/cache/kiln/stages"
+    )]
+    pub cache_dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cached stages, most recently used first.
+    Ls {
+        #[command(flatten)]
+        cache: CacheDir,
+    },
+    /// Remove stages not used for a while, or the least recently used beyond a size.
+    Prune {
+        #[command(flatten)]
+        cache: CacheDir,
+        /// Remove stages unused for this long (e.g. 7d, 12h, 30m).
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Keep the cache under this size, removing least recently used stages (e.g. 50GiB).
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+        /// Remove everything.
+        #[arg(long, conflicts_with_all = ["older_than", "max_size"])]
+        all: bool,
+        /// Show what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod factory_dir;
 mod init_files;
+mod progress;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -239,14 +239,14 @@ pub enum ShellBody {
 }
 
 /// One check file of an image, loaded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CheckFile {
     pub path: ImagePath,
     pub checks: Vec<Check>,
 }
 
 /// A validated image definition, with inherited settings (disk, formats) resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Image {
     pub name: ImageName,
     /// The image directory, relative to the factory root.
@@ -262,7 +262,9 @@ pub struct Image {
     pub formats: Vec<Format>,
     pub labels: BTreeMap<String, String>,
     /// Where the `image` block starts, and where `from` is set.
+    #[serde(skip)]
     pub loc: Loc,
+    #[serde(skip)]
     pub from_loc: Loc,
 }
 

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+mod build;
+mod cache;
 mod init;
 mod plan;
 mod validate;
@@ -14,5 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { dir } => init::run(&dir),
         Command::Validate { format } => validate::run(factory, format),
         Command::Plan(args) => plan::run(factory, &args),
+        Command::Build(args) => build::run(factory, &args),
+        Command::Cache { command } => cache::run(command),
     }
 }

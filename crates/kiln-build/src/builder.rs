@@ -1,0 +1,574 @@
+//! Orchestrates an image build through its stages, each cached by key:
+//!
+//! ```text
+//! root image:   bootstrap ─┐
+//! child image:  parent tree ─ packages ─┤
+//!                                       └─ tree (provision, boot config, seal) ─ disk ─ exports
+//! ```
+//! A stage runs only when its key is not in the cache; a child never re-bootstraps, it starts from
+//! its parent's finished tree. The artifacts and `manifest.json` land in the store under
+//! `IMAGE/FINGERPRINT/`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kiln_spec::{Factory, Format, Image, Parent, Provisioner, ShellBody, StoreUrl};
+use serde_json::json;
+
+use crate::bootstrap::{self, BootstrapInputs};
+use crate::cache::{Begin, CacheEntry, StageCache, StageWork};
+use crate::chroot::Session;
+use crate::cmd::Task;
+use crate::dpkg::{self, Package};
+use crate::error::{BuildError, Result};
+use crate::hash::{KeyHasher, digest_path, sha256_file};
+use crate::hostsrc::{self, AptSource};
+use crate::layout::Layout;
+use crate::manifest::{Artifact, DiskInfo, Manifest, ParentRef, StageRecord, rfc3339};
+use crate::progress::{Progress, StageEvent};
+use crate::seal::{self, SealReport};
+use crate::{bootcfg, disk, export, fingerprint, provision};
+
+/// Bumped when what a stage produces changes for the same inputs.
+const TREE_RECIPE: &str = "tree/1";
+const DISK_RECIPE: &str = "disk/1";
+const EXPORT_RECIPE: &str = "export/1";
+const PACKAGES_RECIPE: &str = "packages/1";
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub cache_dir: PathBuf,
+    /// Where the host's apt configuration lives (`/etc/apt`).
+    pub etc_apt: PathBuf,
+}
+
+/// A finished build.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    pub manifest: Manifest,
+    /// The store directory holding the artifacts and manifest.json.
+    pub dir: PathBuf,
+}
+
+impl BuildOutput {
+    pub fn artifact_path(&self, format: Format) -> Option<PathBuf> {
+        self.manifest
+            .artifacts
+            .iter()
+            .find(|a| a.format == format)
+            .map(|a| self.dir.join(&a.file))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TreeOutcome {
+    entry: CacheEntry,
+    records: Vec<StageRecord>,
+    packages: Vec<Package>,
+    seal: SealReport,
+    apt: Vec<AptSource>,
+}
+
+pub struct Builder<'a> {
+    factory: &'a Factory,
+    cache: StageCache,
+    host_sources: Vec<AptSource>,
+    progress: &'a dyn Progress,
+    releases: HashMap<String, Vec<(String, String)>>,
+    fingerprints: BTreeMap<String, String>,
+    trees: HashMap<String, TreeOutcome>,
+}
+
+impl std::fmt::Debug for Builder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+fn image_err(image: &str, message: impl Into<String>) -> BuildError {
+    BuildError::Image {
+        image: image.to_string(),
+        message: message.into(),
+    }
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(
+        factory: &'a Factory,
+        opts: &BuildOptions,
+        progress: &'a dyn Progress,
+    ) -> Result<Self> {
+        Ok(Builder {
+            factory,
+            cache: StageCache::open(&opts.cache_dir)?,
+            host_sources: hostsrc::read_host_sources(&opts.etc_apt)?,
+            progress,
+            releases: HashMap::new(),
+            fingerprints: BTreeMap::new(),
+            trees: HashMap::new(),
+        })
+    }
+
+    pub fn cache(&self) -> &StageCache {
+        &self.cache
+    }
+
+    fn image(&self, name: &str) -> Result<&'a Image> {
+        self.factory
+            .image(name)
+            .ok_or_else(|| image_err(name, "no such image in the factory"))
+    }
+
+    pub fn fingerprint(&mut self, name: &str) -> Result<String> {
+        let img = self.image(name)?;
+        fingerprint::fingerprint(self.factory, img, &mut self.fingerprints)
+    }
+
+    /// Runs one stage unless its key is cached.
+    fn stage(
+        &self,
+        image: &str,
+        stage: &str,
+        key: &str,
+        detail: &str,
+        work: impl FnOnce(&StageWork) -> Result<serde_json::Value>,
+    ) -> Result<(CacheEntry, StageRecord)> {
+        let record = |cached: bool, seconds: f64| StageRecord {
+            stage: stage.to_string(),
+            key: key.to_string(),
+            cached,
+            seconds,
+        };
+        if let Some(e) = self.cache.lookup(key) {
+            self.progress.event(image, stage, StageEvent::Cached);
+            return Ok((e, record(true, 0.0)));
+        }
+        let _span = tracing::info_span!("stage", image, stage, key = &key[..12]).entered();
+        let start = Instant::now();
+        match self.cache.begin(key, stage, image)? {
+            Begin::Done(e) => {
+                self.progress.event(image, stage, StageEvent::Cached);
+                Ok((e, record(true, 0.0)))
+            }
+            Begin::Build(w) => {
+                self.progress.event(image, stage, StageEvent::Start(detail));
+                let result = work(&w).and_then(|data| w.commit(data));
+                match result {
+                    Ok(e) => {
+                        let took = start.elapsed();
+                        self.progress.event(image, stage, StageEvent::Done(took));
+                        Ok((e, record(false, took.as_secs_f64())))
+                    }
+                    Err(err) => {
+                        self.progress.event(image, stage, StageEvent::Failed);
+                        Err(err)
+                    }
+                }
+            }
+        }
+    }
+
+    fn release_digests(&mut self, apt: &[AptSource]) -> Result<Vec<(String, String)>> {
+        let memo_key: String = apt
+            .iter()
+            .map(AptSource::line)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(d) = self.releases.get(&memo_key) {
+            return Ok(d.clone());
+        }
+        let d = bootstrap::release_digests(apt)?;
+        self.releases.insert(memo_key, d.clone());
+        Ok(d)
+    }
+
+    fn apt_sources_for(&self, img: &Image) -> Result<Vec<AptSource>> {
+        let mut cur = img;
+        loop {
+            match &cur.from {
+                Parent::Source(id) => {
+                    let src = self.factory.sources.get(id).ok_or_else(|| {
+                        image_err(cur.name.as_str(), format!("source {id} is not declared"))
+                    })?;
+                    if src.snapshot.is_some() {
+                        return Err(image_err(
+                            img.name.as_str(),
+                            format!(
+                                "source {id} sets `snapshot`: pinned snapshots are not supported by the builder yet; remove it or set `mirror` to a pinned archive"
+                            ),
+                        ));
+                    }
+                    return hostsrc::suite_sources(
+                        &self.host_sources,
+                        &src.suite,
+                        &src.components,
+                        src.mirror.as_deref(),
+                    );
+                }
+                Parent::Image(p) => cur = self.image(p.as_str())?,
+            }
+        }
+    }
+
+    /// The finished (provisioned, configured, sealed) tree of an image, building what is needed.
+    fn tree(&mut self, name: &str) -> Result<TreeOutcome> {
+        if let Some(t) = self.trees.get(name) {
+            return Ok(t.clone());
+        }
+        let img = self.image(name)?;
+        let apt = self.apt_sources_for(img)?;
+        let digests = self.release_digests(&apt)?;
+        let grub = bootstrap::grub_packages(img.disk.boot);
+        let mut records = Vec::new();
+
+        let base: CacheEntry = match &img.from {
+            Parent::Source(_) => {
+                let mut packages: Vec<String> = bootstrap::BOOT_PACKAGES
+                    .iter()
+                    .chain(grub)
+                    .map(|s| s.to_string())
+                    .collect();
+                packages.extend(img.packages.iter().cloned());
+                packages.sort();
+                packages.dedup();
+                let inputs = BootstrapInputs {
+                    suite: apt[0].suite.clone(),
+                    architecture: "amd64".into(),
+                    sources: apt.clone(),
+                    packages,
+                    release_digests: digests.clone(),
+                };
+                let key = inputs.key();
+                let detail = format!(
+                    "mmdebstrap {} ({} packages requested)",
+                    inputs.suite,
+                    inputs.packages.len()
+                );
+                let (e, r) = self.stage(name, "bootstrap", &key, &detail, |w| {
+                    bootstrap::run(&inputs, &w.out())?;
+                    Ok(json!({ "packages": inputs.packages }))
+                })?;
+                records.push(r);
+                e
+            }
+            Parent::Image(parent) => {
+                let p = self.tree(parent.as_str())?;
+                let have: std::collections::HashSet<&str> =
+                    p.packages.iter().map(|x| x.name.as_str()).collect();
+                let mut need: Vec<String> = img
+                    .packages
+                    .iter()
+                    .cloned()
+                    .chain(grub.iter().map(|s| s.to_string()))
+                    .filter(|pkg| !have.contains(pkg.split('=').next().unwrap_or(pkg)))
+                    .collect();
+                need.sort();
+                need.dedup();
+                if need.is_empty() {
+                    p.entry.clone()
+                } else {
+                    let mut h = KeyHasher::new(PACKAGES_RECIPE);
+                    h.field("base", &p.entry.key);
+                    for s in &apt {
+                        h.field("source", s.line());
+                    }
+                    for (suite, d) in &digests {
+                        h.field("release", format!("{suite} {d}"));
+                    }
+                    for pkg in &need {
+                        h.field("package", pkg);
+                    }
+                    let key = h.finish();
+                    let detail = format!("apt-get install {} on {parent}'s tree", need.join(" "));
+                    let base_tree = p.entry.out.join("tree");
+                    let (e, r) = self.stage(name, "packages", &key, &detail, |w| {
+                        let tree = copy_tree(&base_tree, &w.out())?;
+                        let session = Session::open(&tree, &w.scratch()?)?;
+                        provision::install_packages(&session, &need)?;
+                        Ok(json!({ "installed": need }))
+                    })?;
+                    records.push(r);
+                    e
+                }
+            }
+        };
+
+        // The tree stage: provisioners, boot configuration, seal.
+        let mut h = KeyHasher::new(TREE_RECIPE);
+        h.field("base", &base.key)
+            .json("provisioners", &img.provisioners)
+            .json("boot", &img.disk.boot);
+        let dir = self.factory.root.join(&img.dir);
+        for p in &img.provisioners {
+            let path = match p {
+                Provisioner::Shell {
+                    body: ShellBody::Script(s),
+                    ..
+                } => Some(s.as_path()),
+                Provisioner::File { source, .. } => Some(source.as_path()),
+                Provisioner::Shell { .. } => None,
+            };
+            if let Some(rel) = path {
+                h.field(
+                    "file",
+                    format!("{} {}", rel.display(), digest_path(&dir.join(rel))?),
+                );
+            }
+        }
+        let key = h.finish();
+        let layout = Layout::new(img.disk.boot, img.disk.size.bytes(), &key);
+        let base_tree = base.out.join("tree");
+        let detail = match img.provisioners.len() {
+            0 => "boot configuration, seal".to_string(),
+            n => format!(
+                "{n} provisioner{}, boot configuration, seal",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        let (entry, r) = self.stage(name, "tree", &key, &detail, |w| {
+            let tree = copy_tree(&base_tree, &w.out())?;
+            {
+                let session = Session::open(&tree, &w.scratch()?)?;
+                for (i, p) in img.provisioners.iter().enumerate() {
+                    self.progress.event(
+                        name,
+                        "tree",
+                        StageEvent::Note(&format!(
+                            "provisioner {} ({})",
+                            i + 1,
+                            provision::describe(p)
+                        )),
+                    );
+                    provision::run(&session, &dir, i + 1, p)?;
+                }
+                bootcfg::install(&session, &tree, img.disk.boot, &layout).map_err(|e| match e {
+                    BuildError::Image { message, .. } => image_err(name, message),
+                    other => other,
+                })?;
+            }
+            let report = seal::seal(&tree)?;
+            let packages = dpkg::installed_packages(&tree)?;
+            Ok(json!({ "seal": report, "packages": packages }))
+        })?;
+        records.push(r);
+        let seal: SealReport =
+            serde_json::from_value(entry.meta.data["seal"].clone()).unwrap_or_default();
+        let packages: Vec<Package> =
+            serde_json::from_value(entry.meta.data["packages"].clone()).unwrap_or_default();
+        if !records.last().is_some_and(|r| r.cached) {
+            self.progress.event(
+                name,
+                "tree",
+                StageEvent::Note(&format!(
+                    "sealed: {}",
+                    if seal.items.is_empty() {
+                        "nothing to remove".to_string()
+                    } else {
+                        seal.summary()
+                    }
+                )),
+            );
+        }
+        let out = TreeOutcome {
+            entry,
+            records,
+            packages,
+            seal,
+            apt,
+        };
+        self.trees.insert(name.to_string(), out.clone());
+        Ok(out)
+    }
+
+    /// Builds an image (and, through the cache, whatever of its ancestors' trees it needs).
+    pub fn build(&mut self, name: &str) -> Result<BuildOutput> {
+        let started = Instant::now();
+        let img = self.image(name)?;
+        let fp = self.fingerprint(name)?;
+        let t = self.tree(name)?;
+        let mut records = t.records.clone();
+
+        let layout = Layout::new(img.disk.boot, img.disk.size.bytes(), &t.entry.key);
+        let mut h = KeyHasher::new(DISK_RECIPE);
+        h.field("tree", &t.entry.key).json("layout", &layout);
+        let disk_key = h.finish();
+        let tree_dir = t.entry.out.join("tree");
+        let detail = format!("GPT {} disk, {}, ext4 root", img.disk.boot, img.disk.size);
+        let (disk_entry, r) = self.stage(name, "disk", &disk_key, &detail, |w| {
+            let raw = w.out().join(export::file_name(Format::Raw));
+            disk::assemble(&tree_dir, &raw, &layout)?;
+            file_data(&raw)
+        })?;
+        records.push(r);
+        let raw = disk_entry.out.join(export::file_name(Format::Raw));
+
+        let mut artifacts = Vec::new();
+        for &format in &img.formats {
+            let entry = if format == Format::Raw {
+                disk_entry.clone()
+            } else {
+                let key = KeyHasher::new(EXPORT_RECIPE)
+                    .field("disk", &disk_key)
+                    .field("format", format.as_str())
+                    .finish();
+                let (e, r) = self.stage(
+                    name,
+                    &format!("export {format}"),
+                    &key,
+                    &format!("qemu-img/tar → {}", export::file_name(format)),
+                    |w| {
+                        export::convert(&raw, format, &w.out())?;
+                        file_data(&w.out().join(export::file_name(format)))
+                    },
+                )?;
+                records.push(r);
+                e
+            };
+            artifacts.push(Artifact {
+                format,
+                file: export::file_name(format).to_string(),
+                size: entry.meta.data["size"].as_u64().unwrap_or(0),
+                sha256: entry.meta.data["sha256"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
+
+        let parents = match &img.from {
+            Parent::Image(p) => vec![ParentRef {
+                image: p.to_string(),
+                fingerprint: self.fingerprint(p.as_str())?,
+            }],
+            Parent::Source(_) => vec![],
+        };
+        let manifest = Manifest {
+            kiln_version: env!("CARGO_PKG_VERSION").to_string(),
+            image: name.to_string(),
+            fingerprint: fp.clone(),
+            parents,
+            source: img.source().map(|s| s.to_string()),
+            apt_sources: t.apt.iter().map(AptSource::line).collect(),
+            disk: DiskInfo {
+                size: img.disk.size.bytes(),
+                boot: img.disk.boot.to_string(),
+                layout,
+            },
+            packages: t.packages.clone(),
+            seal: t.seal.clone(),
+            artifacts,
+            stages: records,
+            built_at: rfc3339(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            ),
+            builder_host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            total_seconds: started.elapsed().as_secs_f64(),
+        };
+        let dir = self.publish_to_store(name, &fp, &manifest, &disk_entry)?;
+        Ok(BuildOutput { manifest, dir })
+    }
+
+    /// Links the artifacts into `STORE/IMAGE/FINGERPRINT[..16]/` with manifest.json, and points
+    /// `STORE/IMAGE/latest` at it.
+    fn publish_to_store(
+        &self,
+        name: &str,
+        fp: &str,
+        manifest: &Manifest,
+        disk: &CacheEntry,
+    ) -> Result<PathBuf> {
+        let StoreUrl::File { path } = &self.factory.settings.store else {
+            return Err(image_err(name, "only file:// stores are supported so far"));
+        };
+        let store = if path.is_absolute() {
+            path.clone()
+        } else {
+            self.factory.root.join(path)
+        };
+        let image_dir = store.join(name);
+        let dir = image_dir.join(&fp[..16]);
+        let tmp = image_dir.join(format!(".{}.{}", &fp[..16], std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)
+            .map_err(BuildError::io(format!("creating {}", tmp.display())))?;
+        let result = (|| -> Result<()> {
+            for a in &manifest.artifacts {
+                let src = if a.format == Format::Raw {
+                    disk.out.join(&a.file)
+                } else {
+                    let key = KeyHasher::new(EXPORT_RECIPE)
+                        .field("disk", &disk.key)
+                        .field("format", a.format.as_str())
+                        .finish();
+                    self.cache
+                        .root()
+                        .join("stages")
+                        .join(key)
+                        .join("out")
+                        .join(&a.file)
+                };
+                link_or_copy(&src, &tmp.join(&a.file))?;
+            }
+            let text = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+            std::fs::write(tmp.join("manifest.json"), text)
+                .map_err(BuildError::io("writing manifest.json"))?;
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(BuildError::io(format!("replacing {}", dir.display())))?;
+            }
+            std::fs::rename(&tmp, &dir).map_err(BuildError::io(format!(
+                "moving the build into {}",
+                dir.display()
+            )))?;
+            let latest_tmp = image_dir.join(format!(".latest.{}", std::process::id()));
+            let _ = std::fs::remove_file(&latest_tmp);
+            std::os::unix::fs::symlink(&fp[..16], &latest_tmp)
+                .map_err(BuildError::io("linking latest"))?;
+            std::fs::rename(&latest_tmp, image_dir.join("latest"))
+                .map_err(BuildError::io("linking latest"))?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result.map(|()| dir)
+    }
+}
+
+fn file_data(path: &Path) -> Result<serde_json::Value> {
+    let size = std::fs::metadata(path)
+        .map_err(BuildError::io(format!("reading {}", path.display())))?
+        .len();
+    Ok(json!({ "sha256": sha256_file(path)?, "size": size }))
+}
+
+/// Copies a tree into `out/tree` preserving everything (owners, modes, xattrs, hard links).
+fn copy_tree(src: &Path, out: &Path) -> Result<PathBuf> {
+    let dest = out.join("tree");
+    Task::new("copying the base tree", "cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(src)
+        .arg(&dest)
+        .run()?;
+    Ok(dest)
+}
+
+fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
+    if std::fs::hard_link(src, dest).is_ok() {
+        return Ok(());
+    }
+    Task::new("copying an artifact into the store", "cp")
+        .args(["--sparse=always", "--reflink=auto"])
+        .arg(src)
+        .arg(dest)
+        .run()
+        .map(|_| ())
+}

@@ -1,0 +1,113 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use kiln_build::seal::human_bytes;
+use kiln_build::{BuildOptions, Builder};
+use kiln_plan::{ImageGraph, PlanOptions, Reason};
+
+use crate::cli::{BuildArgs, ValidateFormat};
+use crate::factory_dir;
+use crate::progress::Terminal;
+
+pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode> {
+    let (_, f) = factory_dir::open(factory)?;
+    if !is_root() {
+        bail!(
+            "kiln build needs root: it bootstraps with mmdebstrap and provisions in mount namespaces"
+        );
+    }
+    // Ctrl-C: running commands are stopped and every guard cleans up before exit.
+    let _ = ctrlc::set_handler(|| {
+        kiln_build::cmd::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+
+    // Order the requested images so that parents come first.
+    let graph = ImageGraph::from_factory(&f)?;
+    let seeds: Vec<(usize, Reason)> = if args.all {
+        (0..graph.len()).map(|i| (i, Reason::Requested)).collect()
+    } else {
+        let mut s = Vec::new();
+        for name in &args.images {
+            let i = graph
+                .index_of(name)
+                .with_context(|| format!("unknown image `{name}`"))?;
+            s.push((i, Reason::Requested));
+        }
+        s
+    };
+    let plan = kiln_plan::plan(
+        &graph,
+        &seeds,
+        PlanOptions {
+            cascade: false,
+            max_parallel: None,
+        },
+    );
+
+    let progress = Terminal::new(false);
+    let opts = BuildOptions {
+        cache_dir: args.cache.cache_dir.clone(),
+        etc_apt: "/etc/apt".into(),
+    };
+    let mut builder = Builder::new(&f, &opts, &progress)?;
+    let mut outputs = Vec::new();
+    for (_, p) in plan.iter() {
+        let out = builder
+            .build(&p.image)
+            .with_context(|| format!("building image `{}`", p.image))?;
+        if args.format == ValidateFormat::Text {
+            print_summary(&out);
+        }
+        outputs.push(out);
+    }
+    if !args.no_test {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "note: the test stage (boot and checks) is not part of kiln yet; images were built but not booted"
+            );
+        }
+    }
+    if args.format == ValidateFormat::Json {
+        let manifests: Vec<_> = outputs.iter().map(|o| &o.manifest).collect();
+        println!("{}", serde_json::to_string(&manifests)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(out: &kiln_build::BuildOutput) {
+    let m = &out.manifest;
+    let built = m.stages.iter().filter(|s| !s.cached).count();
+    println!(
+        "{}  fingerprint {}  {} packages  {:.1}s ({} stage{} built, {} cached)",
+        m.image,
+        &m.fingerprint[..16],
+        m.packages.len(),
+        m.total_seconds,
+        built,
+        if built == 1 { "" } else { "s" },
+        m.stages.len() - built
+    );
+    for a in &m.artifacts {
+        println!(
+            "  {:<6} {:>10}  sha256:{}  {}",
+            a.format.as_str(),
+            human_bytes(a.size),
+            &a.sha256[..16],
+            out.dir.join(&a.file).display()
+        );
+    }
+    println!("  manifest {}", out.dir.join("manifest.json").display());
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
