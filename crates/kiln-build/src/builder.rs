@@ -22,13 +22,14 @@ use crate::chroot::Session;
 use crate::cmd::Task;
 use crate::dpkg::{self, Package};
 use crate::error::{BuildError, Result};
-use crate::hash::{KeyHasher, digest_path, sha256_file};
+use crate::hash::{KeyHasher, digest_path, sha256_file, sha256_state};
 use crate::hostsrc::{self, AptSource};
-use crate::layout::Layout;
+use crate::layout::{Layout, derived_uuid};
 use crate::manifest::{Artifact, DiskInfo, Manifest, ParentRef, StageRecord, rfc3339};
 use crate::progress::{Progress, StageEvent};
 use crate::seal::{self, SealReport};
-use crate::{bootcfg, disk, export, fingerprint, provision};
+use crate::{bootcfg, disk, export, fingerprint, provision, vhd};
+use sha2::Digest;
 
 /// Bumped when what a stage produces changes for the same inputs.
 const TREE_RECIPE: &str = "tree/1";
@@ -397,35 +398,82 @@ impl<'a> Builder<'a> {
         let disk_key = h.finish();
         let tree_dir = t.entry.out.join("tree");
         let detail = format!("GPT {} disk, {}, ext4 root", img.disk.boot, img.disk.size);
+        let vhd_footer = vhd::footer(
+            img.disk.size.bytes(),
+            uuid_bytes(&derived_uuid(&disk_key, "vhd")),
+        );
         let (disk_entry, r) = self.stage(name, "disk", &disk_key, &detail, |w| {
             let raw = w.out().join(export::file_name(Format::Raw));
             disk::assemble(&tree_dir, &raw, &layout)?;
-            file_data(&raw)
+            let t = Instant::now();
+            let state = sha256_state(&raw)?;
+            tracing::debug!(secs = t.elapsed().as_secs_f64(), "sha256 of the raw disk");
+            let sha256 = crate::hash::hex(&state.clone().finalize());
+            Ok(json!({
+                "sha256": sha256,
+                "size": img.disk.size.bytes(),
+                "vhd_sha256": vhd::sha256_from_raw_state(&state, &vhd_footer),
+            }))
         })?;
         records.push(r);
         let raw = disk_entry.out.join(export::file_name(Format::Raw));
 
+        // Exports are independent of each other: run them side by side.
+        let exports: Vec<Format> = img
+            .formats
+            .iter()
+            .copied()
+            .filter(|f| *f != Format::Raw)
+            .collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(exports.len().max(1));
+        let queue = std::sync::Mutex::new(exports.clone());
+        let results =
+            std::sync::Mutex::new(Vec::<(Format, Result<(CacheEntry, StageRecord)>)>::new());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.pop());
+                        let Some(format) = next else { break };
+                        if crate::cmd::interrupted() {
+                            break;
+                        }
+                        let key = export_key(&disk_key, format);
+                        let r = self.stage(name, &format!("export {format}"), &key, &format!("→ {}", export::file_name(format)), |w| {
+                            let file = w.out().join(export::file_name(format));
+                            export::convert(&raw, format, &w.out(), &vhd_footer)?;
+                            if format == Format::Vhd {
+                                let size = std::fs::metadata(&file).map_err(BuildError::io("reading disk.vhd"))?.len();
+                                return Ok(json!({ "sha256": disk_entry.meta.data["vhd_sha256"], "size": size }));
+                            }
+                            file_data(&file)
+                        });
+                        if let Ok(mut v) = results.lock() {
+                            v.push((format, r));
+                        }
+                    }
+                });
+            }
+        });
+        let mut done: HashMap<Format, CacheEntry> = HashMap::new();
+        let mut results = results.into_inner().unwrap_or_default();
+        results.sort_by_key(|(f, _)| exports.iter().position(|x| x == f));
+        for (format, r) in results {
+            let (e, rec) = r?;
+            records.push(rec);
+            done.insert(format, e);
+        }
+        if crate::cmd::interrupted() {
+            return Err(BuildError::Interrupted);
+        }
         let mut artifacts = Vec::new();
         for &format in &img.formats {
             let entry = if format == Format::Raw {
-                disk_entry.clone()
+                &disk_entry
             } else {
-                let key = KeyHasher::new(EXPORT_RECIPE)
-                    .field("disk", &disk_key)
-                    .field("format", format.as_str())
-                    .finish();
-                let (e, r) = self.stage(
-                    name,
-                    &format!("export {format}"),
-                    &key,
-                    &format!("qemu-img/tar → {}", export::file_name(format)),
-                    |w| {
-                        export::convert(&raw, format, &w.out())?;
-                        file_data(&w.out().join(export::file_name(format)))
-                    },
-                )?;
-                records.push(r);
-                e
+                &done[&format]
             };
             artifacts.push(Artifact {
                 format,
@@ -543,11 +591,30 @@ impl<'a> Builder<'a> {
     }
 }
 
+fn export_key(disk_key: &str, format: Format) -> String {
+    KeyHasher::new(EXPORT_RECIPE)
+        .field("disk", disk_key)
+        .field("format", format.as_str())
+        .finish()
+}
+
+fn uuid_bytes(uuid: &str) -> [u8; 16] {
+    let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    out
+}
+
 fn file_data(path: &Path) -> Result<serde_json::Value> {
     let size = std::fs::metadata(path)
         .map_err(BuildError::io(format!("reading {}", path.display())))?
         .len();
-    Ok(json!({ "sha256": sha256_file(path)?, "size": size }))
+    let t = Instant::now();
+    let sha256 = sha256_file(path)?;
+    tracing::debug!(file = %path.display(), secs = t.elapsed().as_secs_f64(), "sha256");
+    Ok(json!({ "sha256": sha256, "size": size }))
 }
 
 /// Copies a tree into `out/tree` preserving everything (owners, modes, xattrs, hard links).

@@ -6,6 +6,7 @@ use kiln_spec::Format;
 
 use crate::cmd::Task;
 use crate::error::Result;
+use crate::vhd;
 
 /// The file name an export is written as.
 pub fn file_name(format: Format) -> &'static str {
@@ -18,8 +19,14 @@ pub fn file_name(format: Format) -> &'static str {
     }
 }
 
-/// Converts `raw` into `format` under `out_dir`. Raw itself is the disk stage's output.
-pub fn convert(raw: &Path, format: Format, out_dir: &Path) -> Result<()> {
+/// Converts `raw` into `format` under `out_dir`. Raw itself is the disk stage's output; the VHD
+/// footer comes from the disk stage too (see [`crate::vhd`]).
+pub fn convert(
+    raw: &Path,
+    format: Format,
+    out_dir: &Path,
+    vhd_footer: &[u8; vhd::FOOTER_LEN],
+) -> Result<()> {
     let out = out_dir.join(file_name(format));
     let qemu_img = |what: &str, opts: &[&str]| {
         Task::new(what.to_string(), "qemu-img")
@@ -38,12 +45,7 @@ pub fn convert(raw: &Path, format: Format, out_dir: &Path) -> Result<()> {
             )?;
         }
         // Azure wants a fixed VHD whose size is exactly the (MiB-aligned) disk size.
-        Format::Vhd => {
-            qemu_img(
-                "exporting VHD (fixed)",
-                &["-O", "vpc", "-o", "subformat=fixed,force_size=on"],
-            )?;
-        }
+        Format::Vhd => vhd::write_fixed(raw, &out, vhd_footer)?,
         Format::Vmdk => {
             qemu_img(
                 "exporting VMDK (streamOptimized)",

@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod progress;
 pub mod provision;
 pub mod seal;
+pub mod vhd;
 
 pub use builder::{BuildOptions, BuildOutput, Builder};
 pub use error::BuildError;

@@ -251,18 +251,41 @@ fn cli_reference_is_up_to_date() {
         "# kiln command-line reference\n\nGenerated from `kiln --help`; do not edit by hand \
          (`KILN_UPDATE_DOCS=1 cargo test -p kiln-cli cli_reference`).\n",
     );
-    for sub in [None, Some("init"), Some("validate"), Some("plan")] {
-        let mut args: Vec<&str> = sub.into_iter().collect();
-        args.push("--help");
+    // Every command and subcommand, found by walking the help output's "Commands:" lists.
+    let mut queue: Vec<Vec<String>> = vec![vec![]];
+    while let Some(words) = queue.pop() {
+        let mut args = words.clone();
+        args.push("--help".into());
         let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args(&args)
             .env("COLUMNS", "100")
             .env_remove("KILN_FACTORY")
+            .env_remove("KILN_CACHE_DIR")
             .output()
             .unwrap();
         assert!(o.status.success());
-        let title = sub.map_or("kiln".to_string(), |s| format!("kiln {s}"));
-        doc.push_str(&format!("\n## {title}\n\n```text\n{}```\n", stdout(&o)));
+        let help = stdout(&o);
+        let title = if words.is_empty() {
+            "kiln".to_string()
+        } else {
+            format!("kiln {}", words.join(" "))
+        };
+        doc.push_str(&format!("\n## {title}\n\n```text\n{help}```\n"));
+        let subs: Vec<String> = help
+            .lines()
+            .skip_while(|l| *l != "Commands:")
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            // Command lines are indented two spaces; wrapped descriptions more.
+            .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .filter(|c| c != "help")
+            .collect();
+        for s in subs.into_iter().rev() {
+            let mut w = words.clone();
+            w.push(s);
+            queue.push(w);
+        }
     }
     let path = root.join("docs/cli.md");
     if std::env::var_os("KILN_UPDATE_DOCS").is_some() {

@@ -59,21 +59,89 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode>
         if args.format == ValidateFormat::Text {
             print_summary(&out);
         }
-        outputs.push(out);
-    }
-    if !args.no_test {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!(
-                "note: the test stage (boot and checks) is not part of kiln yet; images were built but not booted"
-            );
+        if !args.no_test {
+            boot_test(&f, &out, &progress)?;
         }
+        outputs.push(out);
     }
     if args.format == ValidateFormat::Json {
         let manifests: Vec<_> = outputs.iter().map(|o| &o.manifest).collect();
         println!("{}", serde_json::to_string(&manifests)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The test stage, as far as it goes today: boot the raw disk (each firmware the image supports)
+/// until the guest agent answers. Running the image's checks comes with the test rig.
+fn boot_test(
+    f: &kiln_spec::Factory,
+    out: &kiln_build::BuildOutput,
+    progress: &Terminal,
+) -> anyhow::Result<()> {
+    use kiln_build::{Progress, StageEvent};
+    use kiln_test::{BootFirmware, DiskFormat, VmConfig};
+    let image = &out.manifest.image;
+    let boot = f.image(image).map(|i| i.disk.boot).unwrap_or_default();
+    let firmwares: &[BootFirmware] = match boot {
+        kiln_spec::BootMode::Uefi => &[BootFirmware::Uefi],
+        kiln_spec::BootMode::Bios => &[BootFirmware::Bios],
+        kiln_spec::BootMode::Hybrid => &[BootFirmware::Uefi, BootFirmware::Bios],
+    };
+    let raw = out.dir.join("disk.raw");
+    let raw = if raw.exists() {
+        raw
+    } else {
+        out.dir.join("disk.qcow2")
+    };
+    let format = if raw.ends_with("disk.raw") {
+        DiskFormat::Raw
+    } else {
+        DiskFormat::Qcow2
+    };
+    for fw in firmwares {
+        let stage = format!(
+            "boot test ({})",
+            if *fw == BootFirmware::Uefi {
+                "UEFI"
+            } else {
+                "BIOS"
+            }
+        );
+        let accel = kiln_test::Accel::detect();
+        progress.event(
+            image,
+            &stage,
+            StageEvent::Start(&format!("QEMU with {accel}, until the guest agent answers")),
+        );
+        let cfg = VmConfig::new(&raw, format, *fw);
+        match kiln_test::boot_probe(&cfg) {
+            Ok(r) => {
+                progress.event(
+                    image,
+                    &stage,
+                    StageEvent::Done(std::time::Duration::from_secs_f64(r.seconds_to_agent)),
+                );
+                progress.event(
+                    image,
+                    &stage,
+                    StageEvent::Note(&format!(
+                        "booted kernel {}; agent answered after {:.1}s under {}",
+                        r.kernel, r.seconds_to_agent, r.accel
+                    )),
+                );
+            }
+            Err(e) => {
+                progress.event(image, &stage, StageEvent::Failed);
+                return Err(anyhow::Error::new(e).context(format!("image `{image}` did not boot")));
+            }
+        }
+    }
+    progress.event(
+        image,
+        "test",
+        StageEvent::Note("checks: not run (the check runner is not built yet)"),
+    );
+    Ok(())
 }
 
 fn print_summary(out: &kiln_build::BuildOutput) {
