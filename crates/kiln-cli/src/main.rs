@@ -22,7 +22,12 @@ fn main() -> ExitCode {
             {
                 eprintln!("error: {e:#}");
             }
-            ExitCode::from(1)
+            // 128 + SIGINT, as shells report a command stopped by Ctrl-C.
+            if kiln_build::cmd::interrupted() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
