@@ -18,16 +18,17 @@ all: check
 deps:
 	@scripts/host-deps.sh base builder
 
-## The main job on the example factory. Today: validate and plan. Building, testing and
-## recording images arrive with the builder, test rig and registry.
+## The main job on the example factory: validate, plan, then build both images (bootstrap,
+## provision, seal, disk, exports) and boot each under QEMU until its guest agent answers.
+## Running the check files and recording versions arrive with the test rig and the registry.
 demo: deps
 	@$(CARGO) build --quiet -p kiln-cli
 	@echo "==> kiln validate --factory $(FACTORY)"
 	@$(KILN) validate --factory $(FACTORY)
 	@echo "==> kiln plan --all --factory $(FACTORY)"
 	@$(KILN) plan --all --factory $(FACTORY)
-	@echo "==> kiln plan --all --max-parallel 1 --format json --factory $(FACTORY)"
-	@$(KILN) plan --all --max-parallel 1 --format json --factory $(FACTORY)
+	@echo "==> kiln build --all --factory $(FACTORY)"
+	@$(KILN) build --all --factory $(FACTORY)
 
 ## The whole suite: formatting, lints, every test, and a short fuzz run.
 test: deps check fuzz-smoke
@@ -43,8 +44,10 @@ clippy:
 unit:
 	$(CARGO) test --workspace --locked
 
+## Planner benchmark, then the build benchmark against mkosi (installs mkosi from backports).
 bench:
 	$(CARGO) bench -p kiln-plan --bench plan
+	scripts/bench-build.sh
 
 fuzz-smoke:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the host packages Kiln needs, idempotently, on a Debian build machine.
 #
-#   scripts/host-deps.sh GROUP...     groups: base, builder, fuzz
+#   scripts/host-deps.sh GROUP...     groups: base, builder, bench, fuzz
 #
 # Why backports: the machine's qemu-utils comes from <codename>-backports, and the stable
 # qemu-system-x86 conflicts with it, so the emulator, OVMF and mmdebstrap must come from backports
@@ -103,7 +103,8 @@ for group in "$@"; do
     base)    install_pkgs git make ca-certificates ;;
     builder) install_pkgs qemu-system-x86@backports ovmf mmdebstrap@backports \
                           e2fsprogs dosfstools mtools gdisk binutils zstd ;;
+    bench)   install_pkgs mkosi@backports systemd-boot@backports systemd-boot-efi@backports kmod cpio zstd dosfstools mtools fdisk ;;
     fuzz)    command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz ;;
-    *) log "unknown group '$group' (base, builder, fuzz)"; exit 2 ;;
+    *) log "unknown group '$group' (base, builder, bench, fuzz)"; exit 2 ;;
   esac
 done

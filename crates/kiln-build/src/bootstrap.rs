@@ -24,6 +24,10 @@ pub const BOOT_PACKAGES: &[&str] = &[
     "e2fsprogs",
     "zstd",
     "qemu-guest-agent",
+    // GRUB for both firmwares, whatever the image's boot mode: the bootstrap then serves UEFI,
+    // BIOS and hybrid images alike (one cached tree instead of three), for ~3 MiB.
+    "grub-efi-amd64-bin",
+    "grub-pc-bin",
 ];
 
 /// GRUB's platform modules, per boot mode: installed in the image so the boot chain can be

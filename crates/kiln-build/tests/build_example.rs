@@ -29,11 +29,32 @@ fn the_example_base_builds_passes_foreign_tools_and_boots() {
             r#"formats = ["raw", "qcow2", "vhd", "vmdk"]"#,
             r#"formats = ["raw", "qcow2", "vhd", "vmdk", "gce"]"#,
         );
+        // The child exercises environment variables and a recursive file copy with owner/mode.
         replace_in(
             &root.join("images/app-web/image.kiln.hcl"),
             r#"labels = { owner = "web-team" }"#,
-            "labels = { owner = \"web-team\" }\n  formats = [\"raw\"]",
+            concat!(
+                "labels = { owner = \"web-team\" }\n  formats = [\"raw\"]\n",
+                "  provisioner \"shell\" {\n",
+                "    environment_vars = [\"GREETING=hello from kiln\", \"QUOTED=it's\"]\n",
+                "    inline = [\"printf '%s|%s' \\\"$GREETING\\\" \\\"$QUOTED\\\" > /etc/greeting\"]\n",
+                "  }\n",
+                "  provisioner \"file\" {\n",
+                "    source      = \"site\"\n",
+                "    destination = \"/var/www/site\"\n",
+                "    owner       = \"www-data\"\n",
+                "    group       = \"www-data\"\n",
+                "    mode        = \"0640\"\n",
+                "  }"
+            ),
         );
+        std::fs::create_dir_all(root.join("images/app-web/site/css")).unwrap();
+        std::fs::write(
+            root.join("images/app-web/site/index.html"),
+            "<h1>kiln</h1>\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("images/app-web/site/css/site.css"), "h1 {}\n").unwrap();
     });
     let out = build(factory.path(), "base-debian12").expect("the base image builds");
     let m = &out.manifest;
@@ -206,6 +227,85 @@ fn the_example_base_builds_passes_foreign_tools_and_boots() {
         cm.packages.iter().any(|p| p.name == "auditd"),
         "the parent's packages are inherited"
     );
+    let tree = cache_dir()
+        .join("stages")
+        .join(&cm.stages.iter().find(|s| s.stage == "tree").unwrap().key)
+        .join("out/tree");
+    assert_eq!(
+        std::fs::read_to_string(tree.join("etc/greeting")).unwrap(),
+        "hello from kiln|it's"
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        let www = std::fs::metadata(tree.join("var/www/site/css/site.css")).unwrap();
+        assert_eq!(
+            (www.uid(), www.gid(), www.mode() & 0o7777),
+            (33, 33, 0o640),
+            "www-data:www-data 0640"
+        );
+        assert_eq!(
+            std::fs::read_to_string(tree.join("var/www/site/index.html")).unwrap(),
+            "<h1>kiln</h1>\n"
+        );
+    }
+    // What the build lent the tree is gone again.
+    for leftover in ["usr/sbin/policy-rc.d", "etc/apt/apt.conf.d/00kiln-build"] {
+        assert!(
+            std::fs::symlink_metadata(tree.join(leftover)).is_err(),
+            "/{leftover} left in the image"
+        );
+    }
+    assert!(
+        !tree.join("run/kiln").exists(),
+        "the staging mount point was left in the image"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.join("etc/machine-id")).unwrap(),
+        ""
+    );
+    let lists: Vec<_> = std::fs::read_dir(tree.join("var/lib/apt/lists"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file() && e.file_name() != "lock")
+        .collect();
+    assert!(lists.is_empty(), "apt lists left in the image: {lists:?}");
+
+    // The same base as a hybrid disk: the bootstrap is shared, and it boots with SeaBIOS and OVMF.
+    replace_in(
+        &factory.path().join("images/base-debian12/image.kiln.hcl"),
+        r#"boot = "uefi""#,
+        r#"boot = "hybrid""#,
+    );
+    let hybrid = build(factory.path(), "base-debian12").expect("the hybrid variant builds");
+    let bootstrap = |m: &kiln_build::Manifest| {
+        m.stages
+            .iter()
+            .find(|s| s.stage == "bootstrap")
+            .unwrap()
+            .key
+            .clone()
+    };
+    assert_eq!(
+        bootstrap(&hybrid.manifest),
+        bootstrap(m),
+        "one bootstrap serves every boot mode"
+    );
+    let hraw = hybrid.artifact_path(Format::Raw).unwrap();
+    let table = run(Command::new("sgdisk").arg("-p").arg(&hraw));
+    assert!(
+        table.contains("EF02") && table.contains("EF00") && table.contains("8304"),
+        "{table}"
+    );
+    assert!(run(Command::new("sgdisk").arg("-v").arg(&hraw)).contains("No problems found"));
+    for fw in [kiln_test::BootFirmware::Bios, kiln_test::BootFirmware::Uefi] {
+        let cfg = kiln_test::VmConfig::new(&hraw, kiln_test::DiskFormat::Raw, fw);
+        let probe = kiln_test::boot_probe(&cfg)
+            .unwrap_or_else(|e| panic!("hybrid image did not boot with {fw:?}: {e}"));
+        println!(
+            "hybrid image booted with {fw:?} in {:.1}s",
+            probe.seconds_to_agent
+        );
+    }
 
     assert_nothing_left_behind();
 }
