@@ -62,10 +62,11 @@ pub fn install(session: &Session, tree: &Path, boot: BootMode, layout: &Layout) 
     write_mode(&tree.join("etc/fstab"), fstab.as_bytes(), 0o644)?;
     let grub_dir = tree.join("boot/grub");
     std::fs::create_dir_all(&grub_dir).map_err(BuildError::io("creating /boot/grub"))?;
+    // Root-only, as CIS 1.4 asks: the kernel command line is not for every user to read.
     write_mode(
         &grub_dir.join("grub.cfg"),
         grub_cfg(layout).as_bytes(),
-        0o644,
+        0o600,
     )?;
 
     for platform in platforms(boot) {

@@ -32,7 +32,7 @@ use crate::{bootcfg, disk, export, fingerprint, provision, vhd};
 use sha2::Digest;
 
 /// Bumped when what a stage produces changes for the same inputs.
-const TREE_RECIPE: &str = "tree/1";
+const TREE_RECIPE: &str = "tree/2";
 const DISK_RECIPE: &str = "disk/1";
 const EXPORT_RECIPE: &str = "export/1";
 const PACKAGES_RECIPE: &str = "packages/1";
@@ -50,6 +50,8 @@ pub struct BuildOutput {
     pub manifest: Manifest,
     /// The store directory holding the artifacts and manifest.json.
     pub dir: PathBuf,
+    /// The finished image tree in the stage cache (read-only by convention), for offline checks.
+    pub tree: PathBuf,
 }
 
 impl BuildOutput {
@@ -521,7 +523,11 @@ impl<'a> Builder<'a> {
             total_seconds: started.elapsed().as_secs_f64(),
         };
         let dir = self.publish_to_store(name, &fp, &manifest, &disk_entry)?;
-        Ok(BuildOutput { manifest, dir })
+        Ok(BuildOutput {
+            manifest,
+            dir,
+            tree: tree_dir,
+        })
     }
 
     /// Links the artifacts into `STORE/IMAGE/FINGERPRINT[..16]/` with manifest.json, and points

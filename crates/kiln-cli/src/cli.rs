@@ -48,6 +48,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Build images: bootstrap (or start from the parent's tree), provision, seal, disk, exports.
     Build(BuildArgs),
+    /// Boot an image file under QEMU and run check files in it through the guest agent.
+    Test(TestArgs),
     /// Inspect or prune the stage cache.
     Cache {
         #[command(subcommand)]
@@ -70,6 +72,46 @@ pub struct BuildArgs {
     pub cache: CacheDir,
     #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
     pub format: ValidateFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The disk image: .raw/.img, .qcow2, .vhd or .vmdk.
+    pub artifact: std::path::PathBuf,
+    /// Check files (YAML) to run; all of them in one boot.
+    #[arg(long = "checks", value_name = "FILE", required = true, num_args = 1..)]
+    pub checks: Vec<std::path::PathBuf>,
+    /// Also run the file checks offline on this image tree.
+    #[arg(long, value_name = "DIR")]
+    pub tree: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value_t = Firmware::Uefi)]
+    pub firmware: Firmware,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u32,
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Seconds to wait for the guest agent (TCG boots take 20–40 s).
+    #[arg(long, default_value_t = 180)]
+    pub boot_timeout: u64,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Firmware {
+    Uefi,
+    Bios,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 #[derive(Debug, Args)]

@@ -66,7 +66,7 @@ fn init_writes_the_example_factory_which_validates() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
-        "factory acme is valid: 2 images (1 built on another image), 1 source, 3 channels, 2 policies, 18 checks\n"
+        "factory acme is valid: 2 images (1 built on another image), 1 source, 3 channels, 2 policies, 89 checks\n"
     );
     assert_eq!(stderr(&o), "");
 

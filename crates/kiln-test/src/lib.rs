@@ -2,17 +2,48 @@
 //! copy-on-write overlay, and talks to it through the QEMU guest agent over virtio-serial — no
 //! SSH, no network.
 //!
-//! So far: the VM guard ([`vm::Vm`]), the agent client ([`qga::Agent`]) and a boot probe. Running
-//! check files against a booted image comes with the test-rig work.
+//! The VM guard ([`vm::Vm`]), the agent client ([`qga::Agent`]), the check runner (all of an
+//! image's checks in one boot, file checks also offline on the built tree) and reports (table,
+//! JSON, JUnit XML).
 
 pub mod accel;
 pub mod error;
+pub mod facts;
 pub mod qga;
+pub mod report;
+pub mod runner;
 pub mod vm;
 
 pub use accel::Accel;
 pub use error::TestError;
+pub use report::TestReport;
+pub use runner::{CheckResult, SourcedCheck, Status};
 pub use vm::{BootFirmware, DiskFormat, Vm, VmConfig};
+
+/// Boots `cfg` once and runs every check in the guest; with `tree`, file checks also run on the
+/// built tree (results marked "offline"). The VM is gone when this returns.
+pub fn test_image(
+    subject: &str,
+    cfg: &VmConfig,
+    checks: &[SourcedCheck],
+    tree: Option<&std::path::Path>,
+) -> Result<TestReport, TestError> {
+    let mut results = match tree {
+        Some(t) => runner::run_offline(t, checks),
+        None => Vec::new(),
+    };
+    let mut vm = Vm::start(cfg)?;
+    let mut agent = vm.wait_for_agent()?;
+    let boot_seconds = vm.elapsed().as_secs_f64();
+    results.extend(runner::run_in_guest(&mut agent, checks));
+    let _ = agent.shutdown();
+    Ok(TestReport {
+        subject: subject.to_string(),
+        accel: Some(vm.accel()),
+        boot_seconds: Some(boot_seconds),
+        results,
+    })
+}
 
 /// What a boot probe found.
 #[derive(Debug, Clone, serde::Serialize)]

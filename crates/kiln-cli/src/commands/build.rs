@@ -71,76 +71,117 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// The test stage, as far as it goes today: boot the raw disk (each firmware the image supports)
-/// until the guest agent answers. Running the image's checks comes with the test rig.
+/// The test stage: the image's file checks on the built tree, then one boot (UEFI first for hybrid
+/// images) in which every check runs through the guest agent; a hybrid image also proves it boots
+/// with BIOS. Reports go next to the artifacts (test-report.json, junit.xml, test-report.txt).
 fn boot_test(
     f: &kiln_spec::Factory,
     out: &kiln_build::BuildOutput,
     progress: &Terminal,
 ) -> anyhow::Result<()> {
     use kiln_build::{Progress, StageEvent};
-    use kiln_test::{BootFirmware, DiskFormat, VmConfig};
+    use kiln_test::{BootFirmware, DiskFormat, SourcedCheck, VmConfig};
     let image = &out.manifest.image;
-    let boot = f.image(image).map(|i| i.disk.boot).unwrap_or_default();
-    let firmwares: &[BootFirmware] = match boot {
+    let img = f.image(image).context("image vanished from the factory")?;
+    let checks: Vec<SourcedCheck> = img
+        .check_files
+        .iter()
+        .flat_map(|cf| {
+            let file = img.dir.join(cf.path.as_path()).display().to_string();
+            cf.checks.iter().map(move |c| SourcedCheck {
+                file: file.clone(),
+                check: c.clone(),
+            })
+        })
+        .collect();
+    let firmwares: &[BootFirmware] = match img.disk.boot {
         kiln_spec::BootMode::Uefi => &[BootFirmware::Uefi],
         kiln_spec::BootMode::Bios => &[BootFirmware::Bios],
         kiln_spec::BootMode::Hybrid => &[BootFirmware::Uefi, BootFirmware::Bios],
     };
-    let raw = out.dir.join("disk.raw");
-    let raw = if raw.exists() {
-        raw
+    let (disk, format) = if out.dir.join("disk.raw").exists() {
+        (out.dir.join("disk.raw"), DiskFormat::Raw)
     } else {
-        out.dir.join("disk.qcow2")
+        (out.dir.join("disk.qcow2"), DiskFormat::Qcow2)
     };
-    let format = if raw.ends_with("disk.raw") {
-        DiskFormat::Raw
-    } else {
-        DiskFormat::Qcow2
+    let accel = kiln_test::Accel::detect();
+    let first = firmwares[0];
+    let fw_name = |fw: BootFirmware| {
+        if fw == BootFirmware::Uefi {
+            "UEFI"
+        } else {
+            "BIOS"
+        }
     };
-    for fw in firmwares {
-        let stage = format!(
-            "boot test ({})",
-            if *fw == BootFirmware::Uefi {
-                "UEFI"
+    let stage = format!("test ({})", fw_name(first));
+    progress.event(
+        image,
+        &stage,
+        StageEvent::Start(&format!("{} checks, one boot under {accel}", checks.len())),
+    );
+    let started = std::time::Instant::now();
+    let report = match kiln_test::test_image(
+        image,
+        &VmConfig::new(&disk, format, first),
+        &checks,
+        Some(&out.tree),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            progress.event(image, &stage, StageEvent::Failed);
+            return Err(anyhow::Error::new(e).context(format!("image `{image}` did not boot")));
+        }
+    };
+    std::fs::write(out.dir.join("test-report.json"), report.to_json())?;
+    std::fs::write(out.dir.join("junit.xml"), report.to_junit())?;
+    std::fs::write(out.dir.join("test-report.txt"), report.to_text())?;
+    if !report.passed() {
+        progress.event(image, &stage, StageEvent::Failed);
+        print!("{}", report.to_text());
+        bail!(
+            "image `{image}` failed {} check{}: {}",
+            report.failed_ids().len(),
+            if report.failed_ids().len() == 1 {
+                ""
             } else {
-                "BIOS"
-            }
+                "s"
+            },
+            report.failed_ids().join(", ")
         );
-        let accel = kiln_test::Accel::detect();
+    }
+    progress.event(image, &stage, StageEvent::Done(started.elapsed()));
+    progress.event(
+        image,
+        &stage,
+        StageEvent::Note(&format!(
+            "{} checks passed; booted in {:.1}s; report {}",
+            report.results.len(),
+            report.boot_seconds.unwrap_or_default(),
+            out.dir.join("test-report.txt").display()
+        )),
+    );
+    for fw in &firmwares[1..] {
+        let stage = format!("boot test ({})", fw_name(*fw));
         progress.event(
             image,
             &stage,
-            StageEvent::Start(&format!("QEMU with {accel}, until the guest agent answers")),
+            StageEvent::Start("until the guest agent answers"),
         );
-        let cfg = VmConfig::new(&raw, format, *fw);
-        match kiln_test::boot_probe(&cfg) {
-            Ok(r) => {
-                progress.event(
-                    image,
-                    &stage,
-                    StageEvent::Done(std::time::Duration::from_secs_f64(r.seconds_to_agent)),
-                );
-                progress.event(
-                    image,
-                    &stage,
-                    StageEvent::Note(&format!(
-                        "booted kernel {}; agent answered after {:.1}s under {}",
-                        r.kernel, r.seconds_to_agent, r.accel
-                    )),
-                );
-            }
+        match kiln_test::boot_probe(&VmConfig::new(&disk, format, *fw)) {
+            Ok(r) => progress.event(
+                image,
+                &stage,
+                StageEvent::Done(std::time::Duration::from_secs_f64(r.seconds_to_agent)),
+            ),
             Err(e) => {
                 progress.event(image, &stage, StageEvent::Failed);
-                return Err(anyhow::Error::new(e).context(format!("image `{image}` did not boot")));
+                return Err(anyhow::Error::new(e).context(format!(
+                    "image `{image}` did not boot with {}",
+                    fw_name(*fw)
+                )));
             }
         }
     }
-    progress.event(
-        image,
-        "test",
-        StageEvent::Note("checks: not run (the check runner is not built yet)"),
-    );
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod build;
 mod cache;
 mod init;
 mod plan;
+mod test;
 mod validate;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -18,5 +19,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(factory, &args),
         Command::Build(args) => build::run(factory, &args),
         Command::Cache { command } => cache::run(command),
+        Command::Test(args) => test::run(&args),
     }
 }

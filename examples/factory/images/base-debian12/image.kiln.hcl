@@ -1,7 +1,7 @@
 image "base-debian12" {
   description = "CIS level 1 hardened Debian 12"
   from        = source.debian.bookworm
-  packages    = ["openssh-server", "qemu-guest-agent", "rsyslog", "auditd"]
+  packages    = ["openssh-server", "qemu-guest-agent", "rsyslog", "auditd", "systemd-timesyncd", "libpam-pwquality"]
 
   disk {
     size = "4GiB"
