@@ -226,6 +226,80 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// Replays frames as qemu-ga sends them after a handshake; `script` pairs the request it
+    /// must receive (a substring) with the raw answer.
+    fn fake_agent(
+        script: Vec<(&'static str, &'static [u8])>,
+    ) -> (tempfile::TempDir, std::thread::JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("qga.sock")).unwrap();
+        let h = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut w = s;
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let id = serde_json::from_str::<Value>(&line).unwrap()["arguments"]["id"]
+                .as_u64()
+                .unwrap();
+            // Noise before the sentinel (a half-read earlier answer) must be skipped.
+            w.write_all(b"\x7f").unwrap();
+            w.write_all(b"\xff").unwrap();
+            w.write_all(format!("{{\"return\": {id}}}\n").as_bytes())
+                .unwrap();
+            for (want, answer) in script {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                assert!(line.contains(want), "expected {want} in {line}");
+                w.write_all(answer).unwrap();
+            }
+        });
+        (dir, h)
+    }
+
+    #[test]
+    fn failing_commands_return_status_and_stderr() {
+        let (dir, h) = fake_agent(vec![
+            ("guest-exec", b"{\"return\": {\"pid\": 77}}\n"),
+            ("guest-exec-status", b"{\"return\": {\"exited\": false}}\n"),
+            ("guest-exec-status", b"{\"return\": {\"exitcode\": 2, \"err-data\": \"Z3JlcDogL2V0Yy94OiBObyBzdWNoIGZpbGUK\", \"exited\": true}}\n"),
+        ]);
+        let mut a = Agent::try_connect(&dir.path().join("qga.sock"), Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        let out = a
+            .exec("/bin/grep", &["x", "/etc/x"], Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(out.exit_code, 2);
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "grep: /etc/x: No such file\n"
+        );
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn agent_errors_are_reported_with_their_description() {
+        let (dir, h) = fake_agent(vec![(
+            "guest-exec",
+            b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"Guest agent command failed, error was 'Failed to execute child process \\u201c/nope\\u201d (No such file or directory)'\"}}\n",
+        )]);
+        let mut a = Agent::try_connect(&dir.path().join("qga.sock"), Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        let err = a
+            .exec("/nope", &[], Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("guest-exec: Guest agent command failed"),
+            "{err}"
+        );
+        assert!(err.contains("No such file or directory"), "{err}");
+        h.join().unwrap();
+    }
+
     #[test]
     fn no_agent_is_not_an_error_but_no_answer() {
         let dir = tempfile::tempdir().unwrap();
