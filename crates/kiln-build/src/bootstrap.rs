@@ -119,15 +119,7 @@ fn fetch(url: &str) -> Result<Vec<u8>> {
 pub fn run(inputs: &BootstrapInputs, out: &Path) -> Result<()> {
     let tree = out.join("tree");
     let mut t = Task::new(format!("bootstrap Debian {}", inputs.suite), "unshare")
-        .args([
-            "--mount",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--propagation",
-            "private",
-            "--",
-        ])
+        .args(crate::chroot::NAMESPACE_ARGS)
         .arg("mmdebstrap")
         .args([
             "--mode=root",

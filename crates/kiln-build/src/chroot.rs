@@ -25,6 +25,17 @@ mkdir -p "$root/run/kiln"
 mount --bind "$stage" "$root/run/kiln"
 exec chroot "$root" "$@""#;
 
+/// `unshare` arguments for a private mount and pid namespace whose processes all die with it.
+pub const NAMESPACE_ARGS: [&str; 7] = [
+    "--mount",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--propagation",
+    "private",
+    "--",
+];
+
 const APT_CONF: &str = "etc/apt/apt.conf.d/00kiln-build";
 const BUILD_APT_CONF: &str = "// Kiln: present only while the image is being built.\nAcquire::Check-Valid-Until \"false\";\nAPT::Install-Recommends \"false\";\n";
 
@@ -117,19 +128,8 @@ impl Session {
     /// A task running `argv` inside the tree.
     pub fn task(&self, what: impl Into<String>, argv: &[OsString]) -> Task {
         Task::new(what, "unshare")
-            .args([
-                "--mount",
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                ENTER,
-                "kiln-enter",
-            ])
+            .args(NAMESPACE_ARGS)
+            .args(["/bin/sh", "-c", ENTER, "kiln-enter"])
             .arg(&self.root)
             .arg(self.stage.path())
             .args(argv)

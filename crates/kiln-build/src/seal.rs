@@ -117,6 +117,19 @@ fn inside(tree: &Path, rel: &str) -> Option<PathBuf> {
     Some(p)
 }
 
+/// A directory's entries (path, name) in name order; none if it cannot be read.
+fn sorted_entries(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut v: Vec<(PathBuf, String)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| (e.path(), e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 struct Sealer<'a> {
     tree: &'a Path,
     report: SealReport,
@@ -160,18 +173,7 @@ impl Sealer<'_> {
         if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
             return Ok(());
         }
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(BuildError::io(format!("sealing: listing /{rel}")))?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        entries.sort();
-        for e in entries {
-            let name = e
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+        for (e, name) in sorted_entries(&dir) {
             if !keep.contains(&name.as_str()) {
                 self.remove(&e, category)?;
             }
@@ -258,16 +260,7 @@ pub fn seal(tree: &Path) -> Result<SealReport> {
 
     // SSH host keys: unique per machine; regenerated at first boot.
     if let Some(ssh) = inside(tree, "etc/ssh") {
-        let mut keys: Vec<PathBuf> = std::fs::read_dir(&ssh)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        keys.sort();
-        for k in keys {
-            let n = k
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+        for (k, n) in sorted_entries(&ssh) {
             if n.starts_with("ssh_host_") && (n.ends_with("_key") || n.ends_with("_key.pub")) {
                 s.remove(&k, "ssh host key")?;
             }

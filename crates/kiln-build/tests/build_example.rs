@@ -4,19 +4,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use kiln_spec::Format;
-
-fn sha256sum(p: &Path) -> String {
-    run(Command::new("sha256sum").arg(p))
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 #[test]
 fn the_example_base_builds_passes_foreign_tools_and_boots() {

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use kiln_spec::Format;
@@ -23,14 +22,6 @@ fn pack(root: &Path) -> Vec<SourcedCheck> {
             })
         })
         .collect()
-}
-
-fn sha256sum(p: &Path) -> String {
-    run(Command::new("sha256sum").arg(p))
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 fn raw_only(root: &Path) {

@@ -93,6 +93,15 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// sha256 by coreutils, not by the code under test.
+pub fn sha256sum(p: &Path) -> String {
+    run(Command::new("sha256sum").arg(p))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// Nothing the builder made may outlive it: no mounts under the cache, no work directories, no
 /// process still using a path in the cache.
 pub fn assert_nothing_left_behind() {
