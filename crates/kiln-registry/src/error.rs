@@ -1,0 +1,30 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("{what} `{id}` not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{actor} ({role}) may not {action}: {why}")]
+    Forbidden {
+        actor: String,
+        role: String,
+        action: String,
+        why: String,
+    },
+    #[error("registry database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("registry database is busy after {0} attempts")]
+    Busy(u32),
+    #[error("audit log broken at entry {seq}: {problem}")]
+    AuditBroken { seq: i64, problem: String },
+    #[error("registry schema version {found} is newer than this kiln understands ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, RegistryError>;
+
+pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
+    Err(RegistryError::Invalid(msg.into()))
+}
