@@ -133,9 +133,15 @@ impl Registry {
             if tx.query_row("SELECT COUNT(*) FROM buckets WHERE name = ?1", [bucket], |r| r.get::<_, i64>(0))? == 0 {
                 return Err(not_found("bucket", bucket));
             }
+            // A child is built on a finished, good parent: never on a failed, unfinished or
+            // revoked one (it would inherit the revocation the moment it existed).
             for p in parents {
                 if !version_exists(tx, p)? {
                     return Err(not_found("parent version", p));
+                }
+                let st = load_version(tx, p, now)?.status;
+                if !matches!(st, Status::Active | Status::RevocationScheduled) {
+                    return invalid(format!("parent version {p} is {}; a version can only be built on an active parent", st.as_str()));
                 }
             }
             let ordinal: i64 = tx.query_row("SELECT COALESCE(MAX(ordinal), 0) + 1 FROM versions", [], |r| r.get(0))?;
@@ -421,7 +427,13 @@ impl Registry {
             if v.status == Status::Revoked {
                 return invalid(format!("version {version} is already revoked"));
             }
-            if v.status != Status::Active && v.status != Status::RevocationScheduled {
+            if let (Status::RevocationScheduled, Some(r)) = (v.status, &v.revocation) {
+                return invalid(format!(
+                    "version {version} already has a revocation scheduled for {}: restore it first to change it",
+                    r.at
+                ));
+            }
+            if v.status != Status::Active {
                 return invalid(format!("version {version} is {}; only active versions can be revoked", v.status.as_str()));
             }
             let before: BTreeSet<String> = revoked_ids(tx, now)?;
