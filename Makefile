@@ -11,7 +11,7 @@ KILN := $(CARGO_TARGET_DIR)/debug/kiln
 FACTORY ?= examples/factory
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps demo test check fmt clippy unit bench fuzz fuzz-smoke
+.PHONY: all deps demo test check fmt clippy unit bench fuzz fuzz-smoke stress
 
 all: check
 
@@ -47,7 +47,13 @@ unit:
 ## Planner benchmark, then the build benchmark against mkosi (installs mkosi from backports).
 bench:
 	$(CARGO) bench -p kiln-plan --bench plan
+	$(CARGO) bench -p kiln-registry --bench lookup
 	scripts/bench-build.sh
+
+## Long runs: 2,000 SIGKILLs of a registry writer, a longer state-machine property test.
+stress:
+	KILN_CRASH_KILLS=2000 $(CARGO) test -p kiln-registry --test crash -- --nocapture
+	PROPTEST_CASES=2000 $(CARGO) test -p kiln-registry --test state_machine
 
 fuzz-smoke:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh

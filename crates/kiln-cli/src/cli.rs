@@ -50,6 +50,77 @@ pub enum Command {
     Build(BuildArgs),
     /// Boot an image file under QEMU and run check files in it through the guest agent.
     Test(TestArgs),
+    /// List a bucket's versions, newest first.
+    Versions {
+        bucket: String,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    /// Show one version: status, parents, revocation, artifacts.
+    Show {
+        bucket: String,
+        #[arg(value_name = "VERSION")]
+        version_id: String,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    /// Parents, children and out-of-date children of a bucket's versions.
+    Ancestry {
+        bucket: String,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    /// Point a channel at a version.
+    Promote {
+        bucket: String,
+        #[arg(value_name = "VERSION")]
+        version_id: String,
+        #[arg(long = "to", value_name = "CHANNEL")]
+        channel: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    /// A channel's history, or roll it back to its previous good assignment.
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
+    /// Revoke a version (and, unless --skip-descendants, every version built on it).
+    Revoke {
+        bucket: String,
+        #[arg(value_name = "VERSION")]
+        version_id: String,
+        #[arg(long)]
+        reason: String,
+        /// Revoke at this time (RFC 3339 UTC) instead of now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[arg(long)]
+        skip_descendants: bool,
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    /// Undo a revocation (and the revocations its descendants inherited).
+    Restore {
+        bucket: String,
+        #[arg(value_name = "VERSION")]
+        version_id: String,
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    /// Check the registry's audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Inspect or prune the stage cache.
     Cache {
         #[command(subcommand)]
@@ -112,6 +183,50 @@ pub enum ReportFormat {
     Text,
     Json,
     Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryOut {
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
+}
+
+/// Who is acting, for the audit log. The local CLI trusts these (whoever can write the SQLite
+/// file has full power anyway); the server maps tokens to names and roles.
+#[derive(Debug, Args)]
+pub struct Who {
+    /// Name recorded in the audit log (default: $USER).
+    #[arg(long, env = "KILN_ACTOR")]
+    pub actor: Option<String>,
+    /// Role to act with: admin, platform, security, ci.
+    #[arg(long, env = "KILN_ROLE", default_value = "admin")]
+    pub role: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    History {
+        bucket: String,
+        channel: String,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    Rollback {
+        bucket: String,
+        channel: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain; names the first entry that was edited, deleted or reordered.
+    Verify,
 }
 
 #[derive(Debug, Args)]

@@ -78,6 +78,49 @@ impl Registry {
         })
     }
 
+    /// A read: applies due revocations first (in a write transaction, only when there are any),
+    /// then reads in a deferred transaction, so readers do not queue behind the write lock.
+    fn read<T>(&mut self, mut f: impl FnMut(&Transaction<'_>, &str) -> Result<T>) -> Result<T> {
+        let now = self.now();
+        let due: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM versions WHERE revoke_at IS NOT NULL AND revoke_at <= ?1 AND revoke_applied = 0)",
+                [&now],
+                |r| r.get(0),
+            )?;
+        if due {
+            db::with_tx(&mut self.conn, |tx| apply_due(tx, &now))?;
+        }
+        let tx = self.conn.transaction()?;
+        let v = f(&tx, &now)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// The artifact a consumer deploys: what `channel` points at, for a platform and region.
+    pub fn channel_artifact(
+        &mut self,
+        bucket: &str,
+        channel: &str,
+        platform: &str,
+        region: &str,
+    ) -> Result<Option<(String, Artifact)>> {
+        self.read(|tx, _| {
+            let row = tx
+                .query_row(
+                    "SELECT c.version, a.external_id, a.format, a.size, a.sha256 FROM channels c JOIN artifacts a ON a.version = c.version
+                     WHERE c.bucket = ?1 AND c.name = ?2 AND a.platform = ?3 AND a.region = ?4 ORDER BY a.format LIMIT 1",
+                    params![bucket, channel, platform, region],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?)),
+                )
+                .optional()?;
+            Ok(row.map(|(v, external_id, format, size, sha256)| {
+                (v, Artifact { platform: platform.into(), region: region.into(), external_id, format, size: size as u64, sha256 })
+            }))
+        })
+    }
+
     /// Applies revocations whose time has come (the background tick). Returns how many.
     pub fn tick(&mut self) -> Result<usize> {
         let now = self.now();
@@ -190,7 +233,7 @@ impl Registry {
     }
 
     pub fn report(&mut self, version: &str, kind: &str) -> Result<Option<Value>> {
-        self.tx(|tx, _| {
+        self.read(|tx, _| {
             let body: Option<String> = tx
                 .query_row(
                     "SELECT body FROM reports WHERE version = ?1 AND kind = ?2",
@@ -492,12 +535,12 @@ impl Registry {
     // ---- reads -------------------------------------------------------------------------------
 
     pub fn version(&mut self, id: &str) -> Result<Version> {
-        self.tx(|tx, now| load_version(tx, id, now))
+        self.read(|tx, now| load_version(tx, id, now))
     }
 
     /// Versions of a bucket, newest first.
     pub fn versions(&mut self, bucket: &str) -> Result<Vec<Version>> {
-        self.tx(|tx, now| {
+        self.read(|tx, now| {
             let mut st =
                 tx.prepare("SELECT id FROM versions WHERE bucket = ?1 ORDER BY ordinal DESC")?;
             let ids: Vec<String> = st
@@ -509,7 +552,7 @@ impl Registry {
     }
 
     pub fn buckets(&mut self) -> Result<Vec<String>> {
-        self.tx(|tx, _| {
+        self.read(|tx, _| {
             let mut st = tx.prepare("SELECT name FROM buckets ORDER BY name")?;
             let v = st
                 .query_map([], |r| r.get(0))?
@@ -519,7 +562,7 @@ impl Registry {
     }
 
     pub fn channels(&mut self, bucket: &str) -> Result<Vec<Channel>> {
-        self.tx(|tx, _| {
+        self.read(|tx, _| {
             let mut st = tx.prepare(
                 "SELECT name, version, restricted FROM channels WHERE bucket = ?1 ORDER BY name",
             )?;
@@ -538,7 +581,7 @@ impl Registry {
     }
 
     pub fn channel(&mut self, bucket: &str, channel: &str) -> Result<Option<String>> {
-        self.tx(|tx, _| {
+        self.read(|tx, _| {
             Ok(tx
                 .query_row(
                     "SELECT version FROM channels WHERE bucket = ?1 AND name = ?2",
@@ -551,7 +594,7 @@ impl Registry {
     }
 
     pub fn history(&mut self, bucket: &str, channel: &str) -> Result<Vec<ChannelEntry>> {
-        self.tx(|tx, _| {
+        self.read(|tx, _| {
             let mut st = tx.prepare("SELECT channel, version, previous, author, reason, at FROM channel_history WHERE bucket = ?1 AND channel = ?2 ORDER BY seq")?;
             let v = st
                 .query_map(params![bucket, channel], |r| {
@@ -563,17 +606,17 @@ impl Registry {
     }
 
     pub fn children(&mut self, id: &str) -> Result<Vec<String>> {
-        self.tx(|tx, _| children_of(tx, id))
+        self.read(|tx, _| children_of(tx, id))
     }
 
     pub fn descendants(&mut self, id: &str) -> Result<Vec<String>> {
-        self.tx(|tx, _| descendants_of(tx, id))
+        self.read(|tx, _| descendants_of(tx, id))
     }
 
     /// Child versions whose parent version is no longer what the channel they track points at.
     /// A version records its tracked channel in `build.parent_channel` (default `production`).
     pub fn out_of_date(&mut self) -> Result<Vec<OutOfDate>> {
-        self.tx(|tx, now| {
+        self.read(|tx, now| {
             let mut st = tx.prepare(
                 "SELECT c.id, c.bucket, c.build, p.id, p.bucket FROM versions c JOIN version_parents vp ON vp.child = c.id JOIN versions p ON p.id = vp.parent
                  WHERE c.status = 'active' ORDER BY c.ordinal",

@@ -8,6 +8,7 @@ mod build;
 mod cache;
 mod init;
 mod plan;
+mod registry;
 mod test;
 mod validate;
 
@@ -20,5 +21,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(factory, &args),
         Command::Cache { command } => cache::run(command),
         Command::Test(args) => test::run(&args),
+        other => registry::run(factory, other),
     }
 }

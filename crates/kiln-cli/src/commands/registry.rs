@@ -1,0 +1,307 @@
+//! The registry commands: reading versions and ancestry, moving channels, revoking, restoring,
+//! verifying the audit log. The registry lives where kiln.hcl's `registry` block says.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use kiln_registry::{Actor, Registry, Role, Version};
+use kiln_spec::RegistryUrl;
+
+use crate::cli::{AuditCommand, ChannelCommand, Command, ValidateFormat, Who};
+use crate::factory_dir;
+
+fn open(factory: Option<&Path>) -> anyhow::Result<Registry> {
+    let (dir, f) = factory_dir::open(factory)?;
+    match &f.settings.registry {
+        RegistryUrl::Sqlite(p) => {
+            let path = if p.is_absolute() {
+                p.clone()
+            } else {
+                dir.join(p)
+            };
+            Registry::open(&path)
+                .with_context(|| format!("opening the registry at {}", path.display()))
+        }
+        RegistryUrl::Postgres(_) => {
+            bail!("postgres:// registries are not supported yet; use sqlite://")
+        }
+    }
+}
+
+fn actor(who: &Who) -> anyhow::Result<Actor> {
+    let role = Role::parse(&who.role).with_context(|| {
+        format!(
+            "unknown role `{}`: admin, platform, security, ci or consumer",
+            who.role
+        )
+    })?;
+    let name = who
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".into());
+    Ok(Actor::new(name, role))
+}
+
+/// Accepts a full version id or a unique prefix of one (as shown by `kiln versions`).
+fn resolve(reg: &mut Registry, bucket: &str, id: &str) -> anyhow::Result<String> {
+    let all = reg.versions(bucket)?;
+    let hits: Vec<&Version> = all
+        .iter()
+        .filter(|v| {
+            v.id.eq_ignore_ascii_case(id) || v.id.to_lowercase().starts_with(&id.to_lowercase())
+        })
+        .collect();
+    match hits.as_slice() {
+        [v] => Ok(v.id.clone()),
+        [] => bail!("bucket `{bucket}` has no version `{id}`"),
+        _ => bail!(
+            "`{id}` matches {} versions of `{bucket}`; give more of the id",
+            hits.len()
+        ),
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Versions { bucket, out } => {
+            let mut r = open(factory)?;
+            let versions = r.versions(&bucket)?;
+            let channels = r.channels(&bucket)?;
+            if out.format == ValidateFormat::Json {
+                print_json(&versions)?;
+            } else {
+                println!(
+                    "{:<26}  {:<20}  {:<16}  {:<24}  CHANNELS",
+                    "VERSION", "STATUS", "FINGERPRINT", "CREATED"
+                );
+                for v in &versions {
+                    let on: Vec<&str> = channels
+                        .iter()
+                        .filter(|c| c.version.as_deref() == Some(v.id.as_str()))
+                        .map(|c| c.name.as_str())
+                        .collect();
+                    println!(
+                        "{:<26}  {:<20}  {:<16}  {:<24}  {}",
+                        v.id,
+                        v.status.as_str(),
+                        &v.fingerprint[..v.fingerprint.len().min(16)],
+                        v.created_at,
+                        on.join(",")
+                    );
+                }
+            }
+        }
+        Command::Show {
+            bucket,
+            version_id: version,
+            out,
+        } => {
+            let mut r = open(factory)?;
+            let id = resolve(&mut r, &bucket, &version)?;
+            let v = r.version(&id)?;
+            if out.format == ValidateFormat::Json {
+                print_json(&v)?;
+            } else {
+                println!("{}/{}  {}", v.bucket, v.id, v.status.as_str());
+                println!("  fingerprint  {}", v.fingerprint);
+                println!("  created      {}", v.created_at);
+                if let Some(c) = &v.completed_at {
+                    println!("  completed    {c}");
+                }
+                println!(
+                    "  parents      {}",
+                    if v.parents.is_empty() {
+                        "-".to_string()
+                    } else {
+                        v.parents.join(", ")
+                    }
+                );
+                if let Some(rv) = &v.revocation {
+                    println!(
+                        "  revocation   {} by {} at {}{}",
+                        rv.reason,
+                        rv.by,
+                        rv.at,
+                        rv.inherited_from
+                            .as_ref()
+                            .map(|f| format!(" (inherited from {f})"))
+                            .unwrap_or_default()
+                    );
+                }
+                for a in &v.artifacts {
+                    println!(
+                        "  artifact     {}/{} {} {} {}",
+                        a.platform, a.region, a.format, a.external_id, a.sha256
+                    );
+                }
+            }
+        }
+        Command::Ancestry { bucket, out } => {
+            let mut r = open(factory)?;
+            let versions = r.versions(&bucket)?;
+            let ood = r.out_of_date()?;
+            let mut rows = Vec::new();
+            for v in &versions {
+                let children = r.children(&v.id)?;
+                let stale: Vec<_> = ood.iter().filter(|o| o.child == v.id).cloned().collect();
+                rows.push(serde_json::json!({"version": v.id, "status": v.status, "parents": v.parents, "children": children, "out_of_date": stale}));
+            }
+            if out.format == ValidateFormat::Json {
+                print_json(&rows)?;
+            } else {
+                for row in &rows {
+                    println!(
+                        "{} ({})",
+                        row["version"].as_str().unwrap_or(""),
+                        row["status"].as_str().unwrap_or("")
+                    );
+                    println!("  parents:  {}", row["parents"]);
+                    println!("  children: {}", row["children"]);
+                    for o in row["out_of_date"].as_array().into_iter().flatten() {
+                        println!(
+                            "  OUT OF DATE: built on {}/{}, but {}/{} now points at {}",
+                            o["parent_bucket"].as_str().unwrap_or(""),
+                            o["parent"].as_str().unwrap_or(""),
+                            o["parent_bucket"].as_str().unwrap_or(""),
+                            o["channel"].as_str().unwrap_or(""),
+                            o["now"].as_str().unwrap_or("nothing")
+                        );
+                    }
+                }
+            }
+        }
+        Command::Promote {
+            bucket,
+            version_id: version,
+            channel,
+            reason,
+            who,
+            out,
+        } => {
+            let mut r = open(factory)?;
+            let id = resolve(&mut r, &bucket, &version)?;
+            r.promote(&actor(&who)?, &bucket, &id, &channel, &reason)?;
+            if out.format == ValidateFormat::Json {
+                print_json(
+                    &serde_json::json!({"bucket": bucket, "channel": channel, "version": id}),
+                )?;
+            } else {
+                println!("{bucket}/{channel} → {id}");
+            }
+        }
+        Command::Channel {
+            command:
+                ChannelCommand::History {
+                    bucket,
+                    channel,
+                    out,
+                },
+        } => {
+            let mut r = open(factory)?;
+            let h = r.history(&bucket, &channel)?;
+            if out.format == ValidateFormat::Json {
+                print_json(&h)?;
+            } else {
+                for e in &h {
+                    println!(
+                        "{}  {:<26} (was {:<26})  by {:<12} {}",
+                        e.at,
+                        e.version.as_deref().unwrap_or("-"),
+                        e.previous.as_deref().unwrap_or("-"),
+                        e.author,
+                        e.reason
+                    );
+                }
+            }
+        }
+        Command::Channel {
+            command:
+                ChannelCommand::Rollback {
+                    bucket,
+                    channel,
+                    reason,
+                    who,
+                    out,
+                },
+        } => {
+            let mut r = open(factory)?;
+            let to = r.rollback(&actor(&who)?, &bucket, &channel, &reason)?;
+            if out.format == ValidateFormat::Json {
+                print_json(
+                    &serde_json::json!({"bucket": bucket, "channel": channel, "version": to}),
+                )?;
+            } else {
+                println!("{bucket}/{channel} → {}", to.as_deref().unwrap_or("-"));
+            }
+        }
+        Command::Revoke {
+            bucket,
+            version_id: version,
+            reason,
+            at,
+            skip_descendants,
+            who,
+            out,
+        } => {
+            let mut r = open(factory)?;
+            let id = resolve(&mut r, &bucket, &version)?;
+            let revoked = r.revoke(&actor(&who)?, &id, &reason, at.as_deref(), skip_descendants)?;
+            if out.format == ValidateFormat::Json {
+                print_json(
+                    &serde_json::json!({"version": id, "revoked": revoked, "scheduled_at": if revoked.is_empty() { at.clone() } else { None }}),
+                )?;
+            } else if revoked.is_empty() {
+                println!(
+                    "revocation of {id} scheduled for {}",
+                    at.unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "revoked {} version{}: {}",
+                    revoked.len(),
+                    if revoked.len() == 1 { "" } else { "s" },
+                    revoked.join(", ")
+                );
+            }
+        }
+        Command::Restore {
+            bucket,
+            version_id: version,
+            who,
+            out,
+        } => {
+            let mut r = open(factory)?;
+            let id = resolve(&mut r, &bucket, &version)?;
+            let restored = r.restore(&actor(&who)?, &id)?;
+            if out.format == ValidateFormat::Json {
+                print_json(&serde_json::json!({"restored": restored}))?;
+            } else {
+                println!("restored {}", restored.join(", "));
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let r = open(factory)?;
+            match r.verify_audit() {
+                Ok(n) => println!("audit log intact: {n} entries"),
+                Err(e) => {
+                    #[allow(clippy::print_stderr)]
+                    {
+                        eprintln!("error: {e}");
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        _ => unreachable!("dispatched in commands::run"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
