@@ -18,9 +18,9 @@ all: check
 deps:
 	@scripts/host-deps.sh base builder
 
-## The main job on the example factory: validate, plan, then build both images (bootstrap,
-## provision, seal, disk, exports) and boot each under QEMU until its guest agent answers.
-## Running the check files and recording versions arrive with the test rig and the registry.
+## The main job on the example factory: validate, plan, build both images (bootstrap, provision,
+## seal, disk, exports), boot each and run its checks, record them in the registry, promote to
+## the first channel as its policy allows, then show the versions and their ancestry.
 demo: deps
 	@$(CARGO) build --quiet -p kiln-cli
 	@echo "==> kiln validate --factory $(FACTORY)"
@@ -29,6 +29,11 @@ demo: deps
 	@$(KILN) plan --all --factory $(FACTORY)
 	@echo "==> kiln build --all --factory $(FACTORY)"
 	@$(KILN) build --all --factory $(FACTORY)
+	@echo "==> kiln versions base-debian12 / app-web"
+	@$(KILN) versions base-debian12 --factory $(FACTORY)
+	@$(KILN) versions app-web --factory $(FACTORY)
+	@echo "==> kiln ancestry app-web"
+	@$(KILN) ancestry app-web --factory $(FACTORY)
 
 ## The whole suite: formatting, lints, every test, and a short fuzz run.
 test: deps check fuzz-smoke

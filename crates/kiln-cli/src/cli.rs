@@ -116,6 +116,14 @@ pub enum Command {
         #[command(flatten)]
         out: RegistryOut,
     },
+    /// Record an approval of a version (for channels whose policy requires one).
+    Approve {
+        bucket: String,
+        #[arg(value_name = "VERSION")]
+        version_id: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Check the registry's audit log.
     Audit {
         #[command(subcommand)]
@@ -130,17 +138,31 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Images to build, in any order (parents are built first).
-    #[arg(value_name = "IMAGE", required_unless_present = "all")]
+    /// Images to build (plus their descendants unless --no-cascade).
+    #[arg(value_name = "IMAGE", conflicts_with_all = ["all", "since"])]
     pub images: Vec<String>,
     /// Every image of the factory.
-    #[arg(long, conflicts_with = "images")]
+    #[arg(long, conflicts_with = "since")]
     pub all: bool,
-    /// Skip the test stage (booting the image).
+    /// Images changed since this git revision, plus their descendants.
+    #[arg(long, value_name = "REV")]
+    pub since: Option<String>,
+    /// Do not add the descendants of the selected images.
+    #[arg(long)]
+    pub no_cascade: bool,
+    /// Cut each wave into batches of at most N images.
+    #[arg(long, value_name = "N")]
+    pub max_parallel: Option<NonZeroUsize>,
+    /// Skip the test stage (booting the image and running its checks).
     #[arg(long)]
     pub no_test: bool,
+    /// Stop at the first failed image (default: keep going with independent images).
+    #[arg(long)]
+    pub fail_fast: bool,
     #[command(flatten)]
     pub cache: CacheDir,
+    #[command(flatten)]
+    pub who: Who,
     #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
     pub format: ValidateFormat,
 }
@@ -170,6 +192,9 @@ pub struct TestArgs {
     /// Also write the results as JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<std::path::PathBuf>,
+    /// Keep the guest's serial console log here.
+    #[arg(long, value_name = "FILE")]
+    pub serial_log: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -53,7 +53,7 @@ fn registry_commands_end_to_end() {
                     bucket,
                     "f00d",
                     parents,
-                    json!({"parent_channel": "production"}),
+                    json!({"parent_channel": "dev"}),
                 )
                 .unwrap();
             r.complete(&ci, &v).unwrap();
@@ -73,6 +73,16 @@ fn registry_commands_end_to_end() {
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(v[0]["id"], b2.as_str());
 
+    // production's policy (tests, scan, approval) refuses, listing every unmet rule.
+    let o = kiln(&f, &["promote", "base-debian12", &b1, "--to", "production"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("may not enter production")
+            && err.contains("require_tests")
+            && err.contains("require_approval"),
+        "{err}"
+    );
     ok(&kiln(
         &f,
         &[
@@ -80,7 +90,7 @@ fn registry_commands_end_to_end() {
             "base-debian12",
             &b1,
             "--to",
-            "production",
+            "dev",
             "--reason",
             "first",
         ],
@@ -88,19 +98,16 @@ fn registry_commands_end_to_end() {
     // A unique prefix is enough.
     ok(&kiln(
         &f,
-        &["promote", "base-debian12", &b2[..20], "--to", "production"],
+        &["promote", "base-debian12", &b2[..20], "--to", "dev"],
     ));
-    ok(&kiln(
-        &f,
-        &["promote", "app-web", &w1, "--to", "production"],
-    ));
+    ok(&kiln(&f, &["promote", "app-web", &w1, "--to", "dev"]));
     let hist = ok(&kiln(
         &f,
         &[
             "channel",
             "history",
             "base-debian12",
-            "production",
+            "dev",
             "--format",
             "json",
         ],
@@ -150,7 +157,7 @@ fn registry_commands_end_to_end() {
     let versions = ok(&kiln(&f, &["versions", "base-debian12"]));
     let line = versions.lines().find(|l| l.starts_with(&b1)).unwrap();
     assert!(
-        line.contains("production"),
+        line.contains("dev"),
         "production rolled back to {b1}: {versions}"
     );
 

@@ -294,6 +294,58 @@ impl Registry {
         })
     }
 
+    /// Records an approval of a version by the actor (for policies that require one).
+    pub fn approve(&mut self, actor: &Actor, version: &str) -> Result<()> {
+        require(
+            actor,
+            &[Role::Admin, Role::Platform, Role::Security],
+            "approve",
+            "approval needs the platform, security or admin role",
+        )?;
+        self.tx(|tx, now| {
+            let v = load_version(tx, version, now)?;
+            if v.status != Status::Active {
+                return invalid(format!("version {version} is {}; only active versions can be approved", v.status.as_str()));
+            }
+            tx.execute(
+                "INSERT INTO approvals (version, actor, role, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (version, actor) DO UPDATE SET role = excluded.role, at = excluded.at",
+                params![version, actor.name, actor.role.as_str(), now],
+            )?;
+            audit::append(tx, now, &actor.name, "version.approve", &format!("{}/{version}", v.bucket), &json!({"role": actor.role.as_str()}))
+        })
+    }
+
+    /// Roles of the approvals a version has.
+    pub fn approval_roles(&mut self, version: &str) -> Result<Vec<String>> {
+        self.read(|tx, _| {
+            let mut st = tx.prepare("SELECT role FROM approvals WHERE version = ?1 ORDER BY at")?;
+            let v = st
+                .query_map([version], |r| r.get(0))?
+                .collect::<std::result::Result<Vec<String>, _>>()?;
+            Ok(v)
+        })
+    }
+
+    /// The newest active version of a bucket built from `fingerprint`, if any (a rebuild of the
+    /// same definition can reuse it).
+    pub fn active_with_fingerprint(
+        &mut self,
+        bucket: &str,
+        fingerprint: &str,
+    ) -> Result<Option<String>> {
+        self.read(|tx, now| {
+            let mut st = tx.prepare("SELECT id FROM versions WHERE bucket = ?1 AND fingerprint = ?2 AND status = 'active' ORDER BY ordinal DESC")?;
+            let ids: Vec<String> = st.query_map(params![bucket, fingerprint], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+            drop(st);
+            for id in ids {
+                if load_version(tx, &id, now)?.status == Status::Active {
+                    return Ok(Some(id));
+                }
+            }
+            Ok(None)
+        })
+    }
+
     /// Marks a channel restricted (only the security role may move it).
     pub fn set_restricted(
         &mut self,

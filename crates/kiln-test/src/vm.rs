@@ -55,6 +55,8 @@ pub struct VmConfig {
     pub boot_timeout: Duration,
     /// Keep a copy of the serial console log here after the VM is gone.
     pub keep_serial_log: Option<PathBuf>,
+    /// Where the VM's private directory is created (default: the system temp dir).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -67,6 +69,7 @@ impl VmConfig {
             cpus: 2,
             boot_timeout: Duration::from_secs(180),
             keep_serial_log: None,
+            work_dir: None,
         }
     }
 }
@@ -86,7 +89,7 @@ impl Vm {
             .map_err(TestError::io(format!("opening {}", cfg.disk.display())))?;
         let dir = tempfile::Builder::new()
             .prefix("kiln-vm-")
-            .tempdir()
+            .tempdir_in(cfg.work_dir.clone().unwrap_or_else(std::env::temp_dir))
             .map_err(TestError::io("creating the VM directory"))?;
         let overlay = dir.path().join("overlay.qcow2");
         let out = Command::new("qemu-img")

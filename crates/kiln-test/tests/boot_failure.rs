@@ -18,8 +18,8 @@ fn qemu_processes_for(path: &str) -> Vec<String> {
 /// The two tests count VM directories; they must not overlap.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn vm_dirs() -> usize {
-    std::fs::read_dir(std::env::temp_dir())
+fn vm_dirs(work: &std::path::Path) -> usize {
+    std::fs::read_dir(work)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("kiln-vm-"))
@@ -33,8 +33,11 @@ fn a_corrupt_image_times_out_with_the_serial_log_and_leaves_nothing_running() {
     let disk = tmp.path().join("corrupt.raw");
     // A disk full of garbage: no partition table, nothing to boot.
     std::fs::write(&disk, vec![0x5a_u8; 16 << 20]).unwrap();
-    let dirs_before = vm_dirs();
+    // The VM's directory goes in a directory of this test's own, so other VMs on the machine
+    // cannot confuse the count.
+    let work = tempfile::tempdir().unwrap();
     let mut cfg = VmConfig::new(&disk, DiskFormat::Raw, BootFirmware::Uefi);
+    cfg.work_dir = Some(work.path().to_path_buf());
     cfg.boot_timeout = Duration::from_secs(20);
     let started = Instant::now();
     let err = kiln_test::boot_probe(&cfg).expect_err("nothing to boot");
@@ -64,7 +67,7 @@ fn a_corrupt_image_times_out_with_the_serial_log_and_leaves_nothing_running() {
         qemu_processes_for(tmp.path().to_str().unwrap()).is_empty(),
         "QEMU left running"
     );
-    assert_eq!(vm_dirs(), dirs_before, "VM directory left behind");
+    assert_eq!(vm_dirs(work.path()), 0, "VM directory left behind");
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod build;
 mod cache;
 mod init;
 mod plan;
-mod registry;
+pub(crate) mod registry;
 mod test;
 mod validate;
 

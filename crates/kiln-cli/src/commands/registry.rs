@@ -11,7 +11,7 @@ use kiln_spec::RegistryUrl;
 use crate::cli::{AuditCommand, ChannelCommand, Command, ValidateFormat, Who};
 use crate::factory_dir;
 
-fn open(factory: Option<&Path>) -> anyhow::Result<Registry> {
+pub fn open(factory: Option<&Path>) -> anyhow::Result<Registry> {
     let (dir, f) = factory_dir::open(factory)?;
     match &f.settings.registry {
         RegistryUrl::Sqlite(p) => {
@@ -29,7 +29,7 @@ fn open(factory: Option<&Path>) -> anyhow::Result<Registry> {
     }
 }
 
-fn actor(who: &Who) -> anyhow::Result<Actor> {
+pub fn actor(who: &Who) -> anyhow::Result<Actor> {
     let role = Role::parse(&who.role).with_context(|| {
         format!(
             "unknown role `{}`: admin, platform, security, ci or consumer",
@@ -185,8 +185,27 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
             who,
             out,
         } => {
+            let (_, f) = factory_dir::open(factory)?;
             let mut r = open(factory)?;
             let id = resolve(&mut r, &bucket, &version)?;
+            // The channel's policy first: refuse with every unmet rule.
+            if let Some(policy) = kiln_spec::ChannelName::new(&channel)
+                .ok()
+                .and_then(|c| f.policies.get(&c))
+            {
+                let evidence = kiln_pipeline::policy::Evidence {
+                    test_report: r.report(&id, "test")?,
+                    scan_report: r.report(&id, "scan")?,
+                    approvals: r.approval_roles(&id)?,
+                };
+                let unmet = kiln_pipeline::policy::unmet(policy, &evidence);
+                if !unmet.is_empty() {
+                    bail!(
+                        "{bucket}/{id} may not enter {channel}:\n  - {}",
+                        unmet.join("\n  - ")
+                    );
+                }
+            }
             r.promote(&actor(&who)?, &bucket, &id, &channel, &reason)?;
             if out.format == ValidateFormat::Json {
                 print_json(
@@ -285,6 +304,17 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
             } else {
                 println!("restored {}", restored.join(", "));
             }
+        }
+        Command::Approve {
+            bucket,
+            version_id: version,
+            who,
+        } => {
+            let mut r = open(factory)?;
+            let id = resolve(&mut r, &bucket, &version)?;
+            let a = actor(&who)?;
+            r.approve(&a, &id)?;
+            println!("{bucket}/{id} approved by {} ({})", a.name, a.role.as_str());
         }
         Command::Audit {
             command: AuditCommand::Verify,

@@ -21,6 +21,7 @@ pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
     cfg.memory_mib = args.memory;
     cfg.cpus = args.cpus;
     cfg.boot_timeout = Duration::from_secs(args.boot_timeout);
+    cfg.keep_serial_log = args.serial_log.clone();
     #[allow(clippy::print_stderr)]
     {
         eprintln!(
