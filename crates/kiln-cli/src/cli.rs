@@ -138,21 +138,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Images to build (plus their descendants unless --no-cascade).
-    #[arg(value_name = "IMAGE", conflicts_with_all = ["all", "since"])]
-    pub images: Vec<String>,
-    /// Every image of the factory.
-    #[arg(long, conflicts_with = "since")]
-    pub all: bool,
-    /// Images changed since this git revision, plus their descendants.
-    #[arg(long, value_name = "REV")]
-    pub since: Option<String>,
-    /// Do not add the descendants of the selected images.
-    #[arg(long)]
-    pub no_cascade: bool,
-    /// Cut each wave into batches of at most N images.
-    #[arg(long, value_name = "N")]
-    pub max_parallel: Option<NonZeroUsize>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Skip the test stage (booting the image and running its checks).
     #[arg(long)]
     pub no_test: bool,
@@ -300,7 +287,16 @@ pub enum ValidateFormat {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// Images to build (plus their descendants unless --no-cascade).
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+/// Which images: named (plus descendants), all, or changed since a git revision.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Images to select (plus their descendants unless --no-cascade).
     #[arg(value_name = "IMAGE", conflicts_with_all = ["all", "since"])]
     pub images: Vec<String>,
     /// Every image of the factory.
@@ -316,8 +312,6 @@ pub struct PlanArgs {
     /// Split each wave into batches of at most N images, built one batch after another.
     #[arg(long, value_name = "N")]
     pub max_parallel: Option<NonZeroUsize>,
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-    pub format: PlanFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

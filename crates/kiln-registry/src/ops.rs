@@ -248,23 +248,14 @@ impl Registry {
     /// running → active; `latest` follows.
     pub fn complete(&mut self, actor: &Actor, version: &str) -> Result<()> {
         self.tx(|tx, now| {
-            let (bucket, status) = status_of(tx, version)?;
-            if status != "running" {
-                return invalid(format!(
-                    "version {version} is {status}; only a running version can complete"
-                ));
-            }
-            tx.execute(
-                "UPDATE versions SET status = 'active', completed_at = ?2 WHERE id = ?1",
-                params![version, now],
-            )?;
-            audit::append(
+            let bucket = finish_running(
                 tx,
                 now,
-                &actor.name,
+                actor,
+                version,
+                "active",
                 "version.complete",
-                &format!("{bucket}/{version}"),
-                &json!({}),
+                json!({}),
             )?;
             refresh_latest(tx, now, &bucket)
         })
@@ -273,24 +264,16 @@ impl Registry {
     /// running → failed.
     pub fn fail(&mut self, actor: &Actor, version: &str, reason: &str) -> Result<()> {
         self.tx(|tx, now| {
-            let (bucket, status) = status_of(tx, version)?;
-            if status != "running" {
-                return invalid(format!(
-                    "version {version} is {status}; only a running version can fail"
-                ));
-            }
-            tx.execute(
-                "UPDATE versions SET status = 'failed', completed_at = ?2 WHERE id = ?1",
-                params![version, now],
-            )?;
-            audit::append(
+            finish_running(
                 tx,
                 now,
-                &actor.name,
+                actor,
+                version,
+                "failed",
                 "version.fail",
-                &format!("{bucket}/{version}"),
-                &json!({"reason": reason}),
+                json!({"reason": reason}),
             )
+            .map(|_| ())
         })
     }
 
@@ -699,6 +682,37 @@ impl Registry {
     pub fn verify_audit(&self) -> Result<usize> {
         audit::verify(&self.conn)
     }
+}
+
+/// Ends a running version as `to` ("active" or "failed"); returns its bucket.
+fn finish_running(
+    tx: &Transaction<'_>,
+    now: &str,
+    actor: &Actor,
+    version: &str,
+    to: &str,
+    action: &str,
+    detail: Value,
+) -> Result<String> {
+    let (bucket, status) = status_of(tx, version)?;
+    if status != "running" {
+        return invalid(format!(
+            "version {version} is {status}; only a running version can become {to}"
+        ));
+    }
+    tx.execute(
+        "UPDATE versions SET status = ?2, completed_at = ?3 WHERE id = ?1",
+        params![version, to, now],
+    )?;
+    audit::append(
+        tx,
+        now,
+        &actor.name,
+        action,
+        &format!("{bucket}/{version}"),
+        &detail,
+    )?;
+    Ok(bucket)
 }
 
 fn require(actor: &Actor, roles: &[Role], action: &str, why: &str) -> Result<()> {

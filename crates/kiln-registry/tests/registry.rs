@@ -293,9 +293,19 @@ fn migrations_are_versioned_and_reopen_cleanly() {
         r.create_bucket(&admin(), "base", "").unwrap();
     }
     let mut r = Registry::open(&p).unwrap();
+    // Both migrations ran, once: the approvals table exists and the version is 2.
+    let tables: i64 = r
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'approvals'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1);
     assert_eq!(
         kiln_registry::db::schema_version(r.connection()).unwrap(),
-        1
+        2
     );
     assert_eq!(r.buckets().unwrap(), ["base"]);
     r.connection()

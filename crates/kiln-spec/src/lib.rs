@@ -16,6 +16,7 @@ mod load;
 pub mod model;
 pub mod names;
 pub mod source;
+pub mod time;
 pub mod values;
 mod yaml;
 

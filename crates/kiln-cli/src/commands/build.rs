@@ -20,20 +20,20 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode>
     let _ = ctrlc::set_handler(|| {
         kiln_build::cmd::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    let selection = if args.all {
+    let selection = if args.select.all {
         Selection::All
-    } else if let Some(rev) = &args.since {
+    } else if let Some(rev) = &args.select.since {
         Selection::Since(rev.clone())
-    } else if !args.images.is_empty() {
-        Selection::Images(args.images.clone())
+    } else if !args.select.images.is_empty() {
+        Selection::Images(args.select.images.clone())
     } else {
         bail!("nothing selected: give image names, --all, or --since REV");
     };
     let mut reg = registry::open(factory)?;
     let opts = RunOptions {
         selection,
-        cascade: !args.no_cascade,
-        max_parallel: args.max_parallel,
+        cascade: !args.select.no_cascade,
+        max_parallel: args.select.max_parallel,
         test: !args.no_test,
         fail_fast: args.fail_fast,
         cache_dir: args.cache.cache_dir.clone(),

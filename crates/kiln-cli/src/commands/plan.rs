@@ -11,16 +11,16 @@ pub fn run(factory: Option<&Path>, args: &PlanArgs) -> anyhow::Result<ExitCode> 
     let (dir, f) = factory_dir::open(factory)?;
     let graph = ImageGraph::from_factory(&f).context("building the image graph")?;
 
-    let seeds: Vec<(usize, Reason)> = if let Some(rev) = &args.since {
+    let seeds: Vec<(usize, Reason)> = if let Some(rev) = &args.select.since {
         let ch = kiln_plan::changes_since(&dir, rev)?;
         tracing::info!(files = ch.paths.len(), rev, "changed files");
         changes::seeds(&f, &graph, &ch)
-    } else if args.all {
+    } else if args.select.all {
         (0..graph.len()).map(|i| (i, Reason::Requested)).collect()
-    } else if !args.images.is_empty() {
+    } else if !args.select.images.is_empty() {
         let mut seeds = Vec::new();
         let mut unknown = Vec::new();
-        for name in &args.images {
+        for name in &args.select.images {
             match graph.index_of(name) {
                 Some(i) => seeds.push((i, Reason::Requested)),
                 None => unknown.push(name.as_str()),
@@ -41,8 +41,8 @@ pub fn run(factory: Option<&Path>, args: &PlanArgs) -> anyhow::Result<ExitCode> 
     };
 
     let opts = PlanOptions {
-        cascade: !args.no_cascade,
-        max_parallel: args.max_parallel,
+        cascade: !args.select.no_cascade,
+        max_parallel: args.select.max_parallel,
     };
     let plan = kiln_plan::plan(&graph, &seeds, opts);
     let out = match args.format {
