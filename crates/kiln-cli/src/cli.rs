@@ -140,6 +140,10 @@ pub enum Command {
 pub struct BuildArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Rebuild images whose newest version was built on a parent version their tracked channel
+    /// no longer points at (plus their descendants), level by level.
+    #[arg(long, conflicts_with_all = ["images", "all", "since"])]
+    pub outdated: bool,
     /// Skip the test stage (booting the image and running its checks).
     #[arg(long)]
     pub no_test: bool,

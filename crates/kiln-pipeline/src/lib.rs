@@ -27,6 +27,9 @@ pub enum Selection {
     Images(Vec<String>),
     All,
     Since(String),
+    /// Images whose newest active version was built on a parent version that the channel it
+    /// tracks no longer points at (the cascade after a parent's promotion).
+    Outdated,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +123,26 @@ pub fn run(
         Selection::Since(rev) => {
             let ch = kiln_plan::changes_since(&f.root, rev)?;
             kiln_plan::changes::seeds(f, &graph, &ch)
+        }
+        Selection::Outdated => {
+            let stale = reg.out_of_date()?;
+            let mut s = Vec::new();
+            for o in &stale {
+                // Only the newest active version of a bucket matters: older ones are history.
+                let newest = reg
+                    .versions(&o.child_bucket)?
+                    .into_iter()
+                    .find(|v| v.status == kiln_registry::Status::Active);
+                if newest.is_some_and(|v| v.id == o.child)
+                    && let Some(i) = graph.index_of(&o.child_bucket)
+                {
+                    s.push((
+                        i,
+                        Reason::Parent(format!("{} moved on {}", o.parent_bucket, o.channel)),
+                    ));
+                }
+            }
+            s
         }
     };
     let plan = kiln_plan::plan(

@@ -29,14 +29,18 @@ fn image(root: &Path, name: &str, from: &str, inline: &str) {
 }
 
 fn results_of(root: &Path) -> Vec<(String, &'static str)> {
+    run_with(root, Selection::All, true)
+}
+
+fn run_with(root: &Path, selection: Selection, cascade: bool) -> Vec<(String, &'static str)> {
     let loaded = kiln_spec::load_factory(root);
     let f = loaded
         .factory
         .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(root)));
     let mut reg = Registry::open(&root.join(".kiln/registry.db")).unwrap();
     let opts = RunOptions {
-        selection: Selection::All,
-        cascade: true,
+        selection,
+        cascade,
         max_parallel: None,
         test: false,
         fail_fast: false,
@@ -137,4 +141,55 @@ fn a_failing_child_spares_its_siblings_skips_its_descendants_and_the_rerun_resum
         "promoted to the first channel"
     );
     assert!(reg.verify_audit().unwrap() > 20);
+    let old_base = reg.channel("base-debian12", "dev").unwrap().unwrap();
+    drop(reg);
+
+    // Cascade: a new base reaches dev, so the children built on the old one are out of date;
+    // --outdated rebuilds them, and their descendants, on the new base.
+    let script = root.join("images/base-debian12/harden.sh");
+    let mut text = std::fs::read_to_string(&script).unwrap();
+    text.push_str("echo cascade-test > /etc/kiln-cascade\n");
+    std::fs::write(&script, text).unwrap();
+    let only_base = run_with(root, Selection::Images(vec!["base-debian12".into()]), false);
+    assert_eq!(only_base, [("base-debian12".to_string(), "built")]);
+    let mut reg = Registry::open(&root.join(".kiln/registry.db")).unwrap();
+    let new_base = reg.channel("base-debian12", "dev").unwrap().unwrap();
+    assert_ne!(new_base, old_base);
+    let stale: Vec<String> = reg
+        .out_of_date()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.child_bucket)
+        .collect();
+    assert!(
+        stale.contains(&"app-web".to_string()) && stale.contains(&"app-db".to_string()),
+        "{stale:?}"
+    );
+    drop(reg);
+    let cascade = run_with(root, Selection::Outdated, true);
+    let got: std::collections::BTreeMap<_, _> = cascade.iter().cloned().collect();
+    assert_eq!(
+        got,
+        [
+            ("app-db", "built"),
+            ("app-db-tools", "built"),
+            ("app-web", "built")
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b))
+        .collect(),
+        "{cascade:?}"
+    );
+    let mut reg = Registry::open(&root.join(".kiln/registry.db")).unwrap();
+    assert_eq!(
+        reg.versions("app-web").unwrap()[0].parents,
+        std::slice::from_ref(&new_base)
+    );
+    assert!(
+        reg.out_of_date()
+            .unwrap()
+            .iter()
+            .all(|o| reg.versions(&o.child_bucket).unwrap()[0].id != o.child),
+        "nothing current is stale"
+    );
 }

@@ -20,14 +20,16 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode>
     let _ = ctrlc::set_handler(|| {
         kiln_build::cmd::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    let selection = if args.select.all {
+    let selection = if args.outdated {
+        Selection::Outdated
+    } else if args.select.all {
         Selection::All
     } else if let Some(rev) = &args.select.since {
         Selection::Since(rev.clone())
     } else if !args.select.images.is_empty() {
         Selection::Images(args.select.images.clone())
     } else {
-        bail!("nothing selected: give image names, --all, or --since REV");
+        bail!("nothing selected: give image names, --all, --since REV or --outdated");
     };
     let mut reg = registry::open(factory)?;
     let opts = RunOptions {
