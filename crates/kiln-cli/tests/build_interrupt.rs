@@ -1,16 +1,14 @@
 //! Ctrl-C during a build: kiln stops its commands, removes its work and exits 130, leaving no
 //! mount, process or work directory behind. Needs root (it really builds).
 
+mod common;
+
+use common::cache_dir;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("KILN_TEST_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/kiln/test-stages"))
-}
 
 #[test]
 fn ctrl_c_during_provisioning_cleans_up() {
@@ -23,15 +21,7 @@ fn ctrl_c_during_provisioning_cleans_up() {
 
     let tmp = tempfile::tempdir().unwrap();
     let kiln = env!("CARGO_BIN_EXE_kiln");
-    assert!(
-        Command::new(kiln)
-            .current_dir(tmp.path())
-            .args(["init", "f"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let factory = tmp.path().join("f");
+    let factory = common::init_factory(tmp.path());
     let script = factory.join("images/base-debian12/harden.sh");
     let marker = format!("{:?}", std::time::SystemTime::now());
     let mut text = std::fs::read_to_string(&script).unwrap();

@@ -2,6 +2,8 @@
 //! it is the pipeline's job): versions, show, ancestry, promote, channel history and rollback,
 //! revoke (reaching the child), restore, audit verify (and a tampered row caught).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -32,15 +34,7 @@ fn ok(o: &Output) -> String {
 #[test]
 fn registry_commands_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .current_dir(tmp.path())
-            .args(["init", "f"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let f = tmp.path().join("f");
+    let f = common::init_factory(tmp.path());
     let (b1, b2, w1) = {
         let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
         let ci = Actor::new("ci", Role::Ci);

@@ -2,27 +2,17 @@
 //! booting, with their position; a failing check makes the exit status 1 and shows in JUnit XML.
 //! Needs root (it builds the example image through the shared stage cache, then boots it).
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("KILN_TEST_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/kiln/test-stages"))
-}
+use common::cache_dir;
+
+use std::process::Command;
 
 #[test]
 fn kiln_test_reports_failures_in_junit_and_refuses_bad_check_files() {
     let kiln = env!("CARGO_BIN_EXE_kiln");
     let tmp = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new(kiln)
-            .current_dir(tmp.path())
-            .args(["init", "f"])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let f = common::init_factory(tmp.path());
 
     let bad = tmp.path().join("bad.yaml");
     std::fs::write(&bad, "checks:\n  - id: x\n    comand: true\n").unwrap();
@@ -38,7 +28,6 @@ fn kiln_test_reports_failures_in_junit_and_refuses_bad_check_files() {
         "{err}"
     );
 
-    let f = tmp.path().join("f");
     let o = Command::new(kiln)
         .args(["build", "base-debian12", "--no-test", "--factory"])
         .arg(&f)
