@@ -6,8 +6,9 @@
 
 use std::path::Path;
 
+use crate::archive;
 use crate::cmd::Task;
-use crate::error::{BuildError, Result};
+use crate::error::Result;
 use crate::hash::{KeyHasher, hex};
 use crate::hostsrc::AptSource;
 
@@ -73,45 +74,16 @@ impl BootstrapInputs {
 
 /// The sha256 of each source's InRelease (Release if unsigned), fetched from the mirror.
 pub fn release_digests(sources: &[AptSource]) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for s in sources {
-        let mut last_err = None;
-        let mut found = None;
-        for name in ["InRelease", "Release"] {
-            let url = format!("{}/dists/{}/{name}", s.uri, s.suite);
-            match fetch(&url) {
-                Ok(bytes) => {
-                    found = Some(bytes);
-                    break;
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        let bytes = match (found, last_err) {
-            (Some(b), _) => b,
-            (None, Some(e)) => return Err(e),
-            (None, None) => unreachable_release(&s.suite)?,
-        };
-        use sha2::Digest;
-        out.push((s.suite.clone(), hex(&sha2::Sha256::digest(&bytes))));
-    }
-    Ok(out)
-}
-
-fn unreachable_release(suite: &str) -> Result<Vec<u8>> {
-    Err(BuildError::HostSources(format!(
-        "no Release file for {suite}"
-    )))
-}
-
-fn fetch(url: &str) -> Result<Vec<u8>> {
-    if let Some(path) = url.strip_prefix("file://") {
-        return std::fs::read(path).map_err(BuildError::io(format!("reading {path}")));
-    }
-    Ok(Task::new(format!("fetching {url}"), "curl")
-        .args(["-fsSL", "--max-time", "60", "--retry", "2", url])
-        .run()?
-        .stdout)
+    use sha2::Digest;
+    sources
+        .iter()
+        .map(|s| {
+            Ok((
+                s.suite.clone(),
+                hex(&sha2::Sha256::digest(archive::fetch_release(s)?)),
+            ))
+        })
+        .collect()
 }
 
 /// Runs mmdebstrap into `out/tree`. It runs in its own mount and pid namespace so the mounts it

@@ -98,6 +98,48 @@ fn image_err(image: &str, message: impl Into<String>) -> BuildError {
     }
 }
 
+/// The apt sources an image is built from: its root source's suites, from the source's mirrors
+/// or the host's (`host`, as [`hostsrc::read_host_sources`] reads them).
+pub fn image_sources(f: &Factory, host: &[AptSource], image: &str) -> Result<Vec<AptSource>> {
+    let mut cur = f
+        .image(image)
+        .ok_or_else(|| image_err(image, "no such image in the factory"))?;
+    loop {
+        match &cur.from {
+            Parent::Source(id) => {
+                let src = f.sources.get(id).ok_or_else(|| {
+                    image_err(cur.name.as_str(), format!("source {id} is not declared"))
+                })?;
+                if src.snapshot.is_some() {
+                    return Err(image_err(
+                        image,
+                        format!(
+                            "source {id} sets `snapshot`: pinned snapshots are not supported by the builder yet; remove it or set `mirror` to a pinned archive"
+                        ),
+                    ));
+                }
+                return hostsrc::suite_sources(
+                    host,
+                    &src.suite,
+                    &src.components,
+                    hostsrc::Mirrors {
+                        main: src.mirror.as_deref(),
+                        security: src.security_mirror.as_deref(),
+                    },
+                );
+            }
+            Parent::Image(p) => {
+                cur = f.image(p.as_str()).ok_or_else(|| {
+                    image_err(
+                        cur.name.as_str(),
+                        format!("parent image {p} is not in the factory"),
+                    )
+                })?
+            }
+        }
+    }
+}
+
 impl<'a> Builder<'a> {
     pub fn new(
         factory: &'a Factory,
@@ -189,31 +231,7 @@ impl<'a> Builder<'a> {
     }
 
     fn apt_sources_for(&self, img: &Image) -> Result<Vec<AptSource>> {
-        let mut cur = img;
-        loop {
-            match &cur.from {
-                Parent::Source(id) => {
-                    let src = self.factory.sources.get(id).ok_or_else(|| {
-                        image_err(cur.name.as_str(), format!("source {id} is not declared"))
-                    })?;
-                    if src.snapshot.is_some() {
-                        return Err(image_err(
-                            img.name.as_str(),
-                            format!(
-                                "source {id} sets `snapshot`: pinned snapshots are not supported by the builder yet; remove it or set `mirror` to a pinned archive"
-                            ),
-                        ));
-                    }
-                    return hostsrc::suite_sources(
-                        &self.host_sources,
-                        &src.suite,
-                        &src.components,
-                        src.mirror.as_deref(),
-                    );
-                }
-                Parent::Image(p) => cur = self.image(p.as_str())?,
-            }
-        }
+        image_sources(self.factory, &self.host_sources, img.name.as_str())
     }
 
     /// The finished (provisioned, configured, sealed) tree of an image, building what is needed.

@@ -109,13 +109,22 @@ pub fn parse_one_line(text: &str) -> Vec<AptSource> {
     out
 }
 
+/// Where a source's suites come from: explicit mirrors from its definition, else the host's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mirrors<'a> {
+    /// Serves `SUITE` and `SUITE-updates`.
+    pub main: Option<&'a str>,
+    /// Serves `SUITE-security`.
+    pub security: Option<&'a str>,
+}
+
 /// The archive URIs for `suite` and its companions (`-updates`, `-security`) from the host's
-/// sources, or an explicit mirror for all of them. Security comes from wherever the host gets it.
+/// sources, or from explicit mirrors. Security comes from `security` or wherever the host gets it.
 pub fn suite_sources(
     host: &[AptSource],
     suite: &str,
     components: &[String],
-    mirror: Option<&str>,
+    mirrors: Mirrors<'_>,
 ) -> Result<Vec<AptSource>> {
     let wanted = [
         suite.to_string(),
@@ -125,9 +134,13 @@ pub fn suite_sources(
     let mut out = Vec::new();
     for s in &wanted {
         let found = host.iter().find(|h| &h.suite == s);
-        let uri = match (mirror, found) {
-            // An explicit mirror serves the main suites; security stays on the host's source.
-            (Some(m), _) if !s.ends_with("-security") => Some(m.trim_end_matches('/').to_string()),
+        let explicit = if s.ends_with("-security") {
+            mirrors.security
+        } else {
+            mirrors.main
+        };
+        let uri = match (explicit, found) {
+            (Some(m), _) => Some(m.trim_end_matches('/').to_string()),
             (_, Some(h)) => Some(h.uri.clone()),
             (_, None) => None,
         };
@@ -171,7 +184,7 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(s[1].suite, "bookworm-updates");
         assert_eq!(s[2].uri, "http://mirror.invalid/debian-security");
-        let picked = suite_sources(&s, "bookworm", &["main".into()], None).unwrap();
+        let picked = suite_sources(&s, "bookworm", &["main".into()], Mirrors::default()).unwrap();
         let lines: Vec<String> = picked.iter().map(AptSource::line).collect();
         assert_eq!(
             lines,
@@ -201,15 +214,34 @@ mod tests {
     #[test]
     fn a_missing_suite_is_a_clear_error() {
         let s = parse_deb822(DEB822);
-        let err = suite_sources(&s, "trixie", &["main".into()], None).unwrap_err();
+        let err = suite_sources(&s, "trixie", &["main".into()], Mirrors::default()).unwrap_err();
         assert!(err.to_string().contains("no apt source for suite `trixie`"));
         let with_mirror = suite_sources(
             &s,
             "trixie",
             &["main".into()],
-            Some("http://m.invalid/debian/"),
+            Mirrors {
+                main: Some("http://m.invalid/debian/"),
+                security: None,
+            },
         )
         .unwrap();
         assert_eq!(with_mirror[0].uri, "http://m.invalid/debian");
+        // No host source for trixie-security and no security mirror: only the main suites.
+        assert_eq!(with_mirror.len(), 2);
+        let both = suite_sources(
+            &s,
+            "trixie",
+            &["main".into()],
+            Mirrors {
+                main: Some("file:///srv/debian"),
+                security: Some("file:///srv/debian-security"),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            both[2].line(),
+            "deb file:///srv/debian-security trixie-security main"
+        );
     }
 }

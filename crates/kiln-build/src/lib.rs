@@ -6,6 +6,7 @@
 //! everything that must be released (work directories, namespaces) is owned by a guard.
 //! Booting and checking images is `kiln-test`'s job; recording them is the registry's.
 
+pub mod archive;
 pub mod bootcfg;
 pub mod bootstrap;
 pub mod builder;

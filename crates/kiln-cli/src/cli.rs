@@ -129,6 +129,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Upstream updates of the versions on channels (security updates marked), and children
+    /// built on a parent version their tracked channel has moved away from.
+    Outdated {
+        #[command(flatten)]
+        out: RegistryOut,
+    },
     /// Inspect or prune the stage cache.
     Cache {
         #[command(subcommand)]
@@ -140,10 +146,6 @@ pub enum Command {
 pub struct BuildArgs {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Rebuild images whose newest version was built on a parent version their tracked channel
-    /// no longer points at (plus their descendants), level by level.
-    #[arg(long, conflicts_with_all = ["images", "all", "since"])]
-    pub outdated: bool,
     /// Skip the test stage (booting the image and running its checks).
     #[arg(long)]
     pub no_test: bool,
@@ -297,19 +299,29 @@ pub struct PlanArgs {
     pub format: PlanFormat,
 }
 
-/// Which images: named (plus descendants), all, or changed since a git revision.
+/// Which images: named (plus descendants), all, changed since a git revision, out of date, or
+/// with upstream updates.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
     /// Images to select (plus their descendants unless --no-cascade).
-    #[arg(value_name = "IMAGE", conflicts_with_all = ["all", "since"])]
+    #[arg(value_name = "IMAGE", conflicts_with_all = ["all", "since", "outdated", "upstream_updates"])]
     pub images: Vec<String>,
     /// Every image of the factory.
-    #[arg(long, conflicts_with = "since")]
+    #[arg(long, conflicts_with_all = ["since", "outdated", "upstream_updates"])]
     pub all: bool,
     /// Images whose directory changed since this git revision (or whose source changed in
     /// kiln.hcl), plus their descendants.
-    #[arg(long, value_name = "REV")]
+    #[arg(long, value_name = "REV", conflicts_with_all = ["outdated", "upstream_updates"])]
     pub since: Option<String>,
+    /// Images whose newest version was built on a parent version their tracked channel no
+    /// longer points at (plus their descendants), level by level. Reads the registry.
+    #[arg(long, conflicts_with = "upstream_updates")]
+    pub outdated: bool,
+    /// Images whose versions on a channel have packages the archive (suite, -updates,
+    /// -security) now has newer versions of, plus their descendants. Reads the registry and
+    /// the package indices.
+    #[arg(long)]
+    pub upstream_updates: bool,
     /// Do not add the descendants of the selected images.
     #[arg(long)]
     pub no_cascade: bool,

@@ -4,32 +4,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::{kiln_in as kiln, ok};
 
 use kiln_registry::{Actor, Registry, Role};
 use serde_json::{Value, json};
-
-fn kiln(factory: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--factory")
-        .arg(factory)
-        .args(args)
-        .env("KILN_ACTOR", "tester")
-        .env_remove("KILN_ROLE")
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 #[test]
 fn registry_commands_end_to_end() {

@@ -8,6 +8,7 @@
 
 pub mod policy;
 mod test_stage;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -30,6 +31,8 @@ pub enum Selection {
     /// Images whose newest active version was built on a parent version that the channel it
     /// tracks no longer points at (the cascade after a parent's promotion).
     Outdated,
+    /// Images whose versions on a channel have packages the archive has newer versions of.
+    UpstreamUpdates,
 }
 
 #[derive(Debug, Clone)]
@@ -100,15 +103,14 @@ fn git_commit(dir: &std::path::Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Runs the pipeline; the per-image results say what happened to each image.
-pub fn run(
+/// The images a selection starts from, with why; the plan adds their descendants.
+pub fn seeds(
     f: &Factory,
+    graph: &ImageGraph,
     reg: &mut Registry,
-    opts: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<ImageResult>, PipelineError> {
-    let graph = ImageGraph::from_factory(f)?;
-    let seeds: Vec<(usize, Reason)> = match &opts.selection {
+    selection: &Selection,
+) -> Result<Vec<(usize, Reason)>, PipelineError> {
+    Ok(match selection {
         Selection::All => (0..graph.len()).map(|i| (i, Reason::Requested)).collect(),
         Selection::Images(names) => {
             let mut s = Vec::new();
@@ -122,7 +124,7 @@ pub fn run(
         }
         Selection::Since(rev) => {
             let ch = kiln_plan::changes_since(&f.root, rev)?;
-            kiln_plan::changes::seeds(f, &graph, &ch)
+            kiln_plan::changes::seeds(f, graph, &ch)
         }
         Selection::Outdated => {
             let stale = reg.out_of_date()?;
@@ -144,7 +146,43 @@ pub fn run(
             }
             s
         }
-    };
+        Selection::UpstreamUpdates => {
+            tracing::info!("reading the archive's package indices");
+            let mut s: Vec<(usize, Reason)> = Vec::new();
+            for v in upstream::check(f, reg, std::path::Path::new("/etc/apt"))? {
+                if v.updates.is_empty() {
+                    continue;
+                }
+                let Some(i) = graph.index_of(&v.bucket) else {
+                    continue;
+                };
+                if s.iter().any(|(j, _)| *j == i) {
+                    continue;
+                }
+                s.push((
+                    i,
+                    Reason::Upstream(format!(
+                        "{} package update(s), {} security, on {}",
+                        v.updates.len(),
+                        v.security_count(),
+                        v.version
+                    )),
+                ));
+            }
+            s
+        }
+    })
+}
+
+/// Runs the pipeline; the per-image results say what happened to each image.
+pub fn run(
+    f: &Factory,
+    reg: &mut Registry,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<ImageResult>, PipelineError> {
+    let graph = ImageGraph::from_factory(f)?;
+    let seeds = seeds(f, &graph, reg, &opts.selection)?;
     let plan = kiln_plan::plan(
         &graph,
         &seeds,

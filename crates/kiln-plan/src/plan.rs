@@ -21,6 +21,8 @@ pub enum Reason {
     Requested,
     /// An ancestor is rebuilt; names the parent that is in the plan.
     Parent(String),
+    /// The archive has newer packages than a version on a channel; says how many.
+    Upstream(String),
 }
 
 impl fmt::Display for Reason {
@@ -30,6 +32,7 @@ impl fmt::Display for Reason {
             Reason::Source(s) => write!(f, "source {s}"),
             Reason::Requested => f.write_str("requested"),
             Reason::Parent(p) => write!(f, "parent {p}"),
+            Reason::Upstream(u) => write!(f, "upstream: {u}"),
         }
     }
 }

@@ -225,18 +225,9 @@ fn read_source(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Source> {
             .map(|l| l.into_iter().map(|s| s.value).collect::<Vec<_>>()),
         None => Some(vec!["main".to_string()]),
     };
-    let mirror = r.opt_parsed(cx, "mirror", |v| {
-        if ["http://", "https://", "file://"]
-            .iter()
-            .any(|p| v.starts_with(p))
-        {
-            Ok(v.to_string())
-        } else {
-            Err(format!(
-                "mirror `{v}` must be an http://, https:// or file:// URL"
-            ))
-        }
-    });
+    let mirror = r.opt_parsed(cx, "mirror", |v| archive_url("mirror", v));
+    let security_mirror =
+        r.opt_parsed(cx, "security_mirror", |v| archive_url("security_mirror", v));
     let snapshot = r.opt_parsed(cx, "snapshot", |v| {
         if is_snapshot_stamp(v) {
             Ok(v.to_string())
@@ -291,10 +282,24 @@ fn read_source(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Source> {
         suite: suite?.value,
         components: components?,
         mirror: mirror?,
+        security_mirror: security_mirror?,
         snapshot: snapshot?,
         architecture: architecture?,
         loc: cx.loc(hcl_edit::Span::span(&b.ident)),
     })
+}
+
+fn archive_url(attr: &str, v: &str) -> Result<String, String> {
+    if ["http://", "https://", "file://"]
+        .iter()
+        .any(|p| v.starts_with(p))
+    {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "{attr} `{v}` must be an http://, https:// or file:// URL"
+        ))
+    }
 }
 
 fn is_snapshot_stamp(s: &str) -> bool {

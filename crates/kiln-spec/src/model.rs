@@ -106,6 +106,8 @@ pub struct Source {
     pub components: Vec<String>,
     /// `None`: the build host's apt sources.
     pub mirror: Option<String>,
+    /// Where `SUITE-security` comes from. `None`: the build host's apt sources.
+    pub security_mirror: Option<String>,
     /// A snapshot timestamp (`20250520T000000Z`) that pins the package set.
     pub snapshot: Option<String>,
     pub architecture: String,
@@ -120,6 +122,7 @@ impl PartialEq for Source {
             &self.suite,
             &self.components,
             &self.mirror,
+            &self.security_mirror,
             &self.snapshot,
             &self.architecture,
         ) == (
@@ -127,6 +130,7 @@ impl PartialEq for Source {
             &o.suite,
             &o.components,
             &o.mirror,
+            &o.security_mirror,
             &o.snapshot,
             &o.architecture,
         )

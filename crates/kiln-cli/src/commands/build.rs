@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use kiln_pipeline::{Outcome, RunOptions, Selection};
+use kiln_pipeline::{Outcome, RunOptions};
 
 use crate::cli::{BuildArgs, ValidateFormat};
 use crate::commands::registry;
@@ -20,17 +20,7 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode>
     let _ = ctrlc::set_handler(|| {
         kiln_build::cmd::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    let selection = if args.outdated {
-        Selection::Outdated
-    } else if args.select.all {
-        Selection::All
-    } else if let Some(rev) = &args.select.since {
-        Selection::Since(rev.clone())
-    } else if !args.select.images.is_empty() {
-        Selection::Images(args.select.images.clone())
-    } else {
-        bail!("nothing selected: give image names, --all, --since REV or --outdated");
-    };
+    let selection = super::selection(&args.select)?;
     let mut reg = registry::open(factory)?;
     let opts = RunOptions {
         selection,

@@ -2,11 +2,15 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
+use anyhow::bail;
+use kiln_pipeline::Selection;
+
+use crate::cli::{Cli, Command, SelectArgs};
 
 mod build;
 mod cache;
 mod init;
+mod outdated;
 mod plan;
 pub(crate) mod registry;
 mod test;
@@ -20,7 +24,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(factory, &args),
         Command::Build(args) => build::run(factory, &args),
         Command::Cache { command } => cache::run(command),
+        Command::Outdated { out } => outdated::run(factory, out.format),
         Command::Test(args) => test::run(&args),
         other => registry::run(factory, other),
     }
+}
+
+pub(crate) const NOTHING_SELECTED: &str =
+    "nothing selected: give image names, --all, --since REV, --outdated or --upstream-updates";
+
+/// The pipeline's selection from the command line's (clap keeps them mutually exclusive).
+pub(crate) fn selection(a: &SelectArgs) -> anyhow::Result<Selection> {
+    Ok(if a.outdated {
+        Selection::Outdated
+    } else if a.upstream_updates {
+        Selection::UpstreamUpdates
+    } else if a.all {
+        Selection::All
+    } else if let Some(rev) = &a.since {
+        Selection::Since(rev.clone())
+    } else if !a.images.is_empty() {
+        Selection::Images(a.images.clone())
+    } else {
+        bail!("{NOTHING_SELECTED}");
+    })
 }

@@ -5,13 +5,18 @@ use anyhow::{Context, bail};
 use kiln_plan::{ImageGraph, PlanOptions, Reason, changes, render};
 
 use crate::cli::{PlanArgs, PlanFormat};
+use crate::commands::registry;
 use crate::factory_dir;
 
 pub fn run(factory: Option<&Path>, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let (dir, f) = factory_dir::open(factory)?;
     let graph = ImageGraph::from_factory(&f).context("building the image graph")?;
 
-    let seeds: Vec<(usize, Reason)> = if let Some(rev) = &args.select.since {
+    let seeds: Vec<(usize, Reason)> = if args.select.outdated || args.select.upstream_updates {
+        let mut reg = registry::open(factory)?;
+        let selection = super::selection(&args.select)?;
+        kiln_pipeline::seeds(&f, &graph, &mut reg, &selection)?
+    } else if let Some(rev) = &args.select.since {
         let ch = kiln_plan::changes_since(&dir, rev)?;
         tracing::info!(files = ch.paths.len(), rev, "changed files");
         changes::seeds(&f, &graph, &ch)
@@ -37,7 +42,7 @@ pub fn run(factory: Option<&Path>, args: &PlanArgs) -> anyhow::Result<ExitCode> 
         }
         seeds
     } else {
-        bail!("nothing selected: give image names, --all, or --since REV");
+        bail!("{}", super::NOTHING_SELECTED);
     };
 
     let opts = PlanOptions {

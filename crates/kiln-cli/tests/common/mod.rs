@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The stage cache the builder's tests share (see crates/kiln-build/tests/common).
 pub fn cache_dir() -> PathBuf {
@@ -21,4 +21,27 @@ pub fn init_factory(dir: &Path) -> PathBuf {
         .success();
     assert!(ok, "kiln init failed");
     dir.join("f")
+}
+
+/// `kiln --factory FACTORY ARGS…` as actor `tester` (no role from the environment).
+pub fn kiln_in(factory: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--factory")
+        .arg(factory)
+        .args(args)
+        .env("KILN_ACTOR", "tester")
+        .env_remove("KILN_ROLE")
+        .output()
+        .unwrap()
+}
+
+/// The stdout of a command that must have succeeded (else both streams in the panic).
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -1,0 +1,172 @@
+//! dpkg itself is the oracle: ≥ 10,000 version pairs (real ones from this machine's package
+//! database and archive lists, their near neighbours, and random ones) compared by
+//! `dpkg --compare-versions` and by `DebVersion`, which must agree on every pair.
+
+use std::cmp::Ordering;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use kiln_scan::DebVersion;
+
+/// xorshift64*: deterministic, so a disagreement reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, s: &'a [&'a str]) -> &'a str {
+        s[self.below(s.len())]
+    }
+}
+
+fn real_versions() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut files = vec![std::path::PathBuf::from("/var/lib/dpkg/status")];
+    if let Ok(rd) = std::fs::read_dir("/var/lib/apt/lists") {
+        files.extend(
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with("_Packages")),
+        );
+    }
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        out.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("Version: "))
+                .map(|v| v.trim().to_string()),
+        );
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn random_version(r: &mut Rng) -> String {
+    let parts = [
+        "0", "1", "2", "9", "10", "01", "00", "a", "b", "z", "A", ".", "+", "~", "~~", "rc",
+        "deb12u", "+b",
+    ];
+    let mut s = String::new();
+    if r.below(4) == 0 {
+        s.push_str(r.pick(&["0:", "1:", "2:", "10:", "00:"]));
+    }
+    s.push_str(r.pick(&["0", "1", "2", "10", "3"]));
+    for _ in 0..r.below(6) {
+        s.push_str(r.pick(&parts));
+    }
+    if r.below(2) == 0 {
+        s.push('-');
+        s.push_str(r.pick(&["0", "1", "2", "10", "a"]));
+        for _ in 0..r.below(4) {
+            s.push_str(r.pick(&parts));
+        }
+    }
+    s
+}
+
+/// A version close to `v`: the pairs where ordering bugs hide.
+fn neighbour(r: &mut Rng, v: &str) -> String {
+    match r.below(6) {
+        0 => format!("{v}~1"),
+        1 => format!("{v}+b1"),
+        2 => format!("{v}.0"),
+        3 => v.replacen(
+            |c: char| c.is_ascii_digit(),
+            r.pick(&["0", "1", "9", "10"]),
+            1,
+        ),
+        4 => format!("1:{v}"),
+        _ => v.replace("deb12u", "deb12u1"),
+    }
+}
+
+#[test]
+fn agrees_with_dpkg_on_10000_pairs() {
+    if Command::new("dpkg").arg("--version").output().is_err() {
+        panic!("dpkg is required for this test (Debian build host)");
+    }
+    let real = real_versions();
+    assert!(
+        real.len() > 100,
+        "expected the host's package versions, found {}",
+        real.len()
+    );
+    let mut r = Rng(0x6b69_6c6e_2024);
+    let mut pairs = Vec::new();
+    while pairs.len() < 10_500 {
+        let (a, b) = match r.below(4) {
+            0 => (
+                real[r.below(real.len())].clone(),
+                real[r.below(real.len())].clone(),
+            ),
+            1 => {
+                let a = real[r.below(real.len())].clone();
+                let b = neighbour(&mut r, &a);
+                (a, b)
+            }
+            2 => {
+                let a = random_version(&mut r);
+                let b = neighbour(&mut r, &a);
+                (a, b)
+            }
+            _ => (random_version(&mut r), random_version(&mut r)),
+        };
+        if DebVersion::parse(&a).is_ok() && DebVersion::parse(&b).is_ok() {
+            pairs.push((a, b));
+        }
+    }
+
+    // One shell reads every pair, so 10,000 comparisons cost one spawn of sh and dpkg per pair.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"while read -r a b; do if dpkg --compare-versions "$a" lt "$b" 2>/dev/null; then echo lt; elif dpkg --compare-versions "$a" eq "$b" 2>/dev/null; then echo eq; else echo gt; fi; done"#)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = String::new();
+    for (a, b) in &pairs {
+        input.push_str(&format!("{a} {b}\n"));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let answers: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(answers.len(), pairs.len());
+
+    let mut disagreements = Vec::new();
+    let mut seen = [0usize; 3];
+    for ((a, b), want) in pairs.iter().zip(answers) {
+        let ours = DebVersion::parse(a)
+            .unwrap()
+            .cmp(&DebVersion::parse(b).unwrap());
+        seen[(ours as i8 + 1) as usize] += 1;
+        let theirs = match want {
+            "lt" => Ordering::Less,
+            "eq" => Ordering::Equal,
+            _ => Ordering::Greater,
+        };
+        if ours != theirs {
+            disagreements.push(format!("{a} vs {b}: dpkg {theirs:?}, kiln {ours:?}"));
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements, first: {:#?}",
+        disagreements.len(),
+        &disagreements[..disagreements.len().min(20)]
+    );
+    // The pairs exercise all three answers, not just one.
+    assert!(seen.iter().all(|&n| n > 500), "lt/eq/gt counts {seen:?}");
+    println!("{} pairs agree with dpkg (lt/eq/gt {seen:?})", pairs.len());
+}
