@@ -14,6 +14,14 @@ source "debian" "bookworm" {
   # mirror: defaults to the build host's apt sources; snapshot = "20250520T000000Z" pins it
 }
 
+# What `kiln reap` may delete. Versions on a channel, ancestors of live versions and versions
+# younger than min_age are always kept.
+retention {
+  keep_last    = 10     # newest completed versions kept per bucket
+  min_age      = "7d"
+  failed_grace = "3d"   # failed builds' artifacts are deleted after this
+}
+
 policy "test" {
   require_tests = true
 }

@@ -135,6 +135,18 @@ pub enum Command {
         #[command(flatten)]
         out: RegistryOut,
     },
+    /// Apply the retention policy (kiln.hcl `retention` block): delete old versions' artifacts
+    /// and failed builds' after their grace period. Versions on a channel, ancestors of live
+    /// versions and young versions are always kept. Every deletion is audited.
+    Reap {
+        /// Say what would be deleted (and what is kept, and why) without deleting anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
     /// Inspect or prune the stage cache.
     Cache {
         #[command(subcommand)]

@@ -7,6 +7,7 @@
 //! (unless fail-fast).
 
 pub mod policy;
+pub mod retention;
 mod test_stage;
 pub mod upstream;
 

@@ -9,7 +9,11 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::error::{RegistryError, Result};
 
 /// Migrations in order; index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 
 pub fn open(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent()

@@ -13,7 +13,9 @@ pub mod db;
 pub mod error;
 pub mod model;
 pub mod ops;
+pub mod retention;
 
 pub use error::{RegistryError, Result};
 pub use model::*;
 pub use ops::{LATEST, Registry};
+pub use retention::{Kept, ReapAction, ReapReport, Reaped};

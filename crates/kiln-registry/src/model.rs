@@ -61,6 +61,8 @@ pub enum Status {
     Active,
     RevocationScheduled,
     Revoked,
+    /// Deleted by retention: the record stays, the artifacts are gone.
+    Reaped,
 }
 
 impl Status {
@@ -71,6 +73,7 @@ impl Status {
             Status::Active => "active",
             Status::RevocationScheduled => "revocation_scheduled",
             Status::Revoked => "revoked",
+            Status::Reaped => "reaped",
         }
     }
 }

@@ -19,8 +19,8 @@ pub const LATEST: &str = "latest";
 const SYSTEM: &str = "kiln";
 
 pub struct Registry {
-    conn: Connection,
-    clock: Clock,
+    pub(crate) conn: Connection,
+    pub(crate) clock: Clock,
 }
 
 impl std::fmt::Debug for Registry {
@@ -65,12 +65,15 @@ impl Registry {
         &self.conn
     }
 
-    fn now(&self) -> String {
+    pub(crate) fn now(&self) -> String {
         format_millis((self.clock)())
     }
 
     /// One transaction: due revocations first, then `f`.
-    fn tx<T>(&mut self, mut f: impl FnMut(&Transaction<'_>, &str) -> Result<T>) -> Result<T> {
+    pub(crate) fn tx<T>(
+        &mut self,
+        mut f: impl FnMut(&Transaction<'_>, &str) -> Result<T>,
+    ) -> Result<T> {
         let now = self.now();
         db::with_tx(&mut self.conn, |tx| {
             apply_due(tx, &now)?;
@@ -715,7 +718,7 @@ fn finish_running(
     Ok(bucket)
 }
 
-fn require(actor: &Actor, roles: &[Role], action: &str, why: &str) -> Result<()> {
+pub(crate) fn require(actor: &Actor, roles: &[Role], action: &str, why: &str) -> Result<()> {
     if roles.contains(&actor.role) {
         Ok(())
     } else {
@@ -788,12 +791,13 @@ pub(crate) fn load_version(tx: &Transaction<'_>, id: &str, now: &str) -> Result<
         Option<String>,
         Option<String>,
         bool,
+        Option<String>,
     );
     let row: Option<Row> = tx
         .query_row(
-            "SELECT bucket, fingerprint, status, build, created_at, completed_at, revoke_at, revoke_reason, revoked_by, revoke_from, revoke_skip_descendants FROM versions WHERE id = ?1",
+            "SELECT bucket, fingerprint, status, build, created_at, completed_at, revoke_at, revoke_reason, revoked_by, revoke_from, revoke_skip_descendants, reaped_at FROM versions WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?)),
         )
         .optional()?;
     let (
@@ -808,6 +812,7 @@ pub(crate) fn load_version(tx: &Transaction<'_>, id: &str, now: &str) -> Result<
         by,
         from,
         skip,
+        reaped_at,
     ) = row.ok_or_else(|| not_found("version", id))?;
     let revocation = revoke_at.map(|at| Revocation {
         at,
@@ -817,6 +822,7 @@ pub(crate) fn load_version(tx: &Transaction<'_>, id: &str, now: &str) -> Result<
         skip_descendants: skip,
     });
     let status = match (status.as_str(), &revocation) {
+        ("active", _) if reaped_at.is_some() => Status::Reaped,
         ("active", Some(r)) if r.at.as_str() <= now => Status::Revoked,
         ("active", Some(_)) => Status::RevocationScheduled,
         ("active", None) => Status::Active,

@@ -293,7 +293,7 @@ fn migrations_are_versioned_and_reopen_cleanly() {
         r.create_bucket(&admin(), "base", "").unwrap();
     }
     let mut r = Registry::open(&p).unwrap();
-    // Both migrations ran, once: the approvals table exists and the version is 2.
+    // Every migration ran, once: the approvals table exists and the version is the newest.
     let tables: i64 = r
         .connection()
         .query_row(
@@ -305,9 +305,32 @@ fn migrations_are_versioned_and_reopen_cleanly() {
     assert_eq!(tables, 1);
     assert_eq!(
         kiln_registry::db::schema_version(r.connection()).unwrap(),
-        2
+        3
     );
     assert_eq!(r.buckets().unwrap(), ["base"]);
+
+    // A registry written at schema 2 (before retention) upgrades in place, its versions intact.
+    let old = dir.path().join("old.db");
+    {
+        let c = rusqlite::Connection::open(&old).unwrap();
+        c.execute_batch(include_str!("../src/schema.sql")).unwrap();
+        c.execute_batch(include_str!("../src/schema_2.sql"))
+            .unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 'x'), (2, 'x');
+             INSERT INTO buckets (name, created_at) VALUES ('base', '2026-01-01T00:00:00.000Z');
+             INSERT INTO versions (id, bucket, fingerprint, status, ordinal, created_at, completed_at)
+               VALUES ('01OLD', 'base', 'fp', 'active', 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:00.000Z');",
+        )
+        .unwrap();
+    }
+    let mut upgraded = Registry::open(&old).unwrap();
+    assert_eq!(
+        kiln_registry::db::schema_version(upgraded.connection()).unwrap(),
+        3
+    );
+    assert_eq!(upgraded.version("01OLD").unwrap().status, Status::Active);
     r.connection()
         .execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'x')",

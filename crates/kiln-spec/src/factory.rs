@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use crate::hcl::{self, BodyReader, Cx};
 use crate::model::{
-    FindingSeverity, Policy, RegistryUrl, Role, Settings, Source, SourceId, SourceKind, StoreUrl,
+    FindingSeverity, Policy, RegistryUrl, Retention, Role, Settings, Source, SourceId, SourceKind,
+    StoreUrl,
 };
 use crate::names::{ChannelName, FactoryName};
 
@@ -69,6 +70,18 @@ pub(crate) fn read(cx: &mut Cx) -> FactoryFile {
         }
     }
 
+    let retention_blocks = top.blocks("retention");
+    for extra in retention_blocks.iter().skip(1) {
+        cx.error(
+            hcl_edit::Span::span(&extra.ident),
+            "only one `retention` block is allowed",
+        );
+    }
+    let retention = match retention_blocks.first() {
+        Some(b) => read_retention(cx, b),
+        None => Some(Retention::default()),
+    };
+
     for b in top.blocks("policy") {
         if let Some(p) = read_policy(cx, b, channels.as_deref()) {
             if out.policies.contains_key(&p.channel) {
@@ -83,14 +96,15 @@ pub(crate) fn read(cx: &mut Cx) -> FactoryFile {
     }
     top.finish(cx);
 
-    if let (Some(name), Some(channels), Some(registry), Some(store)) =
-        (name, channels, registry, store)
+    if let (Some(name), Some(channels), Some(registry), Some(store), Some(retention)) =
+        (name, channels, registry, store, retention)
     {
         out.settings = Some(Settings {
             name,
             channels,
             registry,
             store,
+            retention,
         });
     }
     out
@@ -314,6 +328,33 @@ pub(crate) fn is_hcl_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn read_retention(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Retention> {
+    hcl::labels(cx, b, &[]);
+    let mut r = BodyReader::for_block("the retention block", b);
+    let d = Retention::default();
+    let keep_last = match r.attr(cx, "keep_last") {
+        Some(a) => hcl::integer(cx, &a.value, "`keep_last`").and_then(|n| match u32::try_from(n) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                cx.error(
+                    hcl_edit::Span::span(&a.value),
+                    "`keep_last` must be at least 1: the newest version of a bucket is always kept",
+                );
+                None
+            }
+        }),
+        None => Some(d.keep_last),
+    };
+    let min_age = r.opt_parsed(cx, "min_age", crate::time::parse_duration);
+    let grace = r.opt_parsed(cx, "failed_grace", crate::time::parse_duration);
+    r.finish(cx);
+    Some(Retention {
+        keep_last: keep_last?,
+        min_age_secs: min_age?.unwrap_or(d.min_age_secs),
+        failed_grace_secs: grace?.unwrap_or(d.failed_grace_secs),
+    })
 }
 
 fn read_policy(

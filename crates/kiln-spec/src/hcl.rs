@@ -288,6 +288,16 @@ pub(crate) fn boolean(cx: &mut Cx, e: &Expression, what: &str) -> Option<bool> {
     }
 }
 
+pub(crate) fn integer(cx: &mut Cx, e: &Expression, what: &str) -> Option<u64> {
+    match e {
+        Expression::Number(n) if n.value().as_u64().is_some() => n.value().as_u64(),
+        _ => {
+            wrong_type(cx, e, what, "a whole number ≥ 0");
+            None
+        }
+    }
+}
+
 pub(crate) fn string_list(cx: &mut Cx, e: &Expression, what: &str) -> Option<Vec<Spanned<String>>> {
     let Expression::Array(a) = e else {
         wrong_type(cx, e, what, "a list of strings");

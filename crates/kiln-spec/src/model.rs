@@ -46,6 +46,28 @@ pub struct Settings {
     pub channels: Vec<ChannelName>,
     pub registry: RegistryUrl,
     pub store: StoreUrl,
+    pub retention: Retention,
+}
+
+/// What `kiln reap` may delete (the `retention` block). Versions on a channel, ancestors of
+/// live versions and versions younger than `min_age_secs` are kept whatever these say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Retention {
+    /// The newest N completed versions of each bucket are kept.
+    pub keep_last: u32,
+    pub min_age_secs: u64,
+    /// A failed version's artifacts are deleted this long after it failed.
+    pub failed_grace_secs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_last: 10,
+            min_age_secs: 7 * 86_400,
+            failed_grace_secs: 3 * 86_400,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

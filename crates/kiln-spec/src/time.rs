@@ -22,6 +22,25 @@ pub fn format_millis(ms: u64) -> String {
     )
 }
 
+/// Parses a duration written as a number and a unit (`90s`, `30m`, `12h`, `7d`, `2w`) into
+/// seconds. One unit, no fractions: retention and grace periods do not need more.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let bad =
+        || format!("duration `{s}` must be a number and a unit: s, m, h, d or w (like \"7d\")");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.mmm]Z` back to milliseconds.
 pub fn parse_millis(s: &str) -> Option<u64> {
     let b = s.as_bytes();
@@ -70,6 +89,25 @@ pub fn parse_millis(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("2w"), Ok(1_209_600));
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7 d",
+            "7days",
+            "-1d",
+            "1.5h",
+            "99999999999999999999w",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn round_trip() {

@@ -12,6 +12,7 @@ mod cache;
 mod init;
 mod outdated;
 mod plan;
+mod reap;
 pub(crate) mod registry;
 mod test;
 mod validate;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(factory, &args),
         Command::Cache { command } => cache::run(command),
         Command::Outdated { out } => outdated::run(factory, out.format),
+        Command::Reap { dry_run, who, out } => reap::run(factory, dry_run, &who, out.format),
         Command::Test(args) => test::run(&args),
         other => registry::run(factory, other),
     }
