@@ -22,6 +22,14 @@ retention {
   failed_grace = "3d"   # failed builds' artifacts are deleted after this
 }
 
+# Registry events as signed JSON POSTs (HMAC-SHA256 in X-Kiln-Signature-256). The secret comes
+# from the environment, never from this file. `kiln notify status` shows pending and dead ones.
+# notify "webhook" "platform-chat" {
+#   url        = "https://hooks.example.internal/kiln"
+#   secret_env = "KILN_WEBHOOK_SECRET"
+#   events     = ["version.failed", "version.promoted", "version.revoked", "version.outdated"]
+# }
+
 policy "test" {
   require_tests = true
 }

@@ -147,6 +147,11 @@ pub enum Command {
         #[command(flatten)]
         out: RegistryOut,
     },
+    /// Webhook deliveries: what is pending or dead, deliver now, retry the dead ones.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Inspect or prune the stage cache.
     Cache {
         #[command(subcommand)]
@@ -231,6 +236,25 @@ pub struct Who {
     /// Role to act with: admin, platform, security, ci.
     #[arg(long, env = "KILN_ROLE", default_value = "admin")]
     pub role: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Delivered counts per webhook, and every pending or dead delivery with its last error.
+    Status {
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    /// Deliver what is queued, retrying failures with backoff for up to --wait-secs.
+    Deliver {
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
+    },
+    /// Queue dead deliveries again (after the receiver is fixed) and deliver them.
+    Retry {
+        /// Only this webhook's.
+        target: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

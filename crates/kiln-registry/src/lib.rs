@@ -13,9 +13,11 @@ pub mod db;
 pub mod error;
 pub mod model;
 pub mod ops;
+pub mod outbox;
 pub mod retention;
 
 pub use error::{RegistryError, Result};
 pub use model::*;
 pub use ops::{LATEST, Registry};
+pub use outbox::{Delivery, NewDelivery};
 pub use retention::{Kept, ReapAction, ReapReport, Reaped};

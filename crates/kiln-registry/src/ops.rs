@@ -907,13 +907,31 @@ fn assign(
         "INSERT INTO channel_history (bucket, channel, version, previous, author, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![bucket, channel, version, previous, author, reason, now],
     )?;
+    // Children built on the previous version that track this channel are out of date now.
+    let mut outdated = Vec::new();
+    if let Some(prev) = previous.filter(|p| Some(*p) != version) {
+        let mut st = tx.prepare(
+            "SELECT c.id, c.bucket, c.build FROM versions c JOIN version_parents vp ON vp.child = c.id WHERE vp.parent = ?1 AND c.status = 'active' ORDER BY c.ordinal",
+        )?;
+        let rows: Vec<(String, String, String)> = st
+            .query_map([prev], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        drop(st);
+        for (id, child_bucket, build) in rows {
+            let build: Value = serde_json::from_str(&build).unwrap_or_default();
+            let tracks = build["parent_channel"].as_str().unwrap_or("production");
+            if tracks == channel && load_version(tx, &id, now)?.status == Status::Active {
+                outdated.push(json!({"bucket": child_bucket, "version": id}));
+            }
+        }
+    }
     audit::append(
         tx,
         now,
         author,
         "channel.assign",
         &format!("{bucket}/{channel}"),
-        &json!({"version": version, "previous": previous, "reason": reason}),
+        &json!({"version": version, "previous": previous, "reason": reason, "outdated": outdated}),
     )
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::hcl::{self, BodyReader, Cx};
 use crate::model::{
     FindingSeverity, Policy, RegistryUrl, Retention, Role, Settings, Source, SourceId, SourceKind,
-    StoreUrl,
+    StoreUrl, Webhook,
 };
 use crate::names::{ChannelName, FactoryName};
 
@@ -82,6 +82,20 @@ pub(crate) fn read(cx: &mut Cx) -> FactoryFile {
         None => Some(Retention::default()),
     };
 
+    let mut webhooks: Vec<Webhook> = Vec::new();
+    for b in top.blocks("notify") {
+        if let Some(w) = read_webhook(cx, b) {
+            if webhooks.iter().any(|x| x.name == w.name) {
+                cx.error(
+                    hcl_edit::Span::span(&b.ident),
+                    format!("webhook `{}` is declared twice", w.name),
+                );
+            } else {
+                webhooks.push(w);
+            }
+        }
+    }
+
     for b in top.blocks("policy") {
         if let Some(p) = read_policy(cx, b, channels.as_deref()) {
             if out.policies.contains_key(&p.channel) {
@@ -105,6 +119,7 @@ pub(crate) fn read(cx: &mut Cx) -> FactoryFile {
             registry,
             store,
             retention,
+            webhooks,
         });
     }
     out
@@ -328,6 +343,90 @@ pub(crate) fn is_hcl_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn read_webhook(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Webhook> {
+    let labels = hcl::labels(cx, b, &["type", "name"]);
+    let mut r = BodyReader::for_block("the notify block", b);
+    let url = r.required(cx, "url").and_then(|a| {
+        let s = hcl::string(cx, &a.value, "`url`")?;
+        if s.value.starts_with("http://") || s.value.starts_with("https://") {
+            Some(s.value)
+        } else {
+            cx.error_at(
+                s.loc,
+                format!(
+                    "webhook url `{}` must be an http:// or https:// URL",
+                    s.value
+                ),
+            );
+            None
+        }
+    });
+    let secret_env = r.opt_parsed(cx, "secret_env", |v| {
+        let ok = v.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+            && v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(v.to_string())
+        } else {
+            Err(format!(
+                "secret_env `{v}` must name an environment variable (like KILN_WEBHOOK_SECRET); the secret itself never goes in kiln.hcl"
+            ))
+        }
+    });
+    let events = match r.attr(cx, "events") {
+        Some(a) => hcl::string_list(cx, &a.value, "`events`").and_then(|list| {
+            let mut ok = true;
+            for e in &list {
+                if !crate::model::WEBHOOK_EVENTS.contains(&e.value.as_str()) {
+                    cx.error_at(
+                        e.loc.clone(),
+                        format!(
+                            "unknown event `{}`; known: {}",
+                            e.value,
+                            crate::model::WEBHOOK_EVENTS.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            ok.then(|| list.into_iter().map(|e| e.value).collect::<Vec<_>>())
+        }),
+        None => Some(
+            crate::model::WEBHOOK_EVENTS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
+        ),
+    };
+    r.finish(cx);
+    let labels = labels?;
+    if labels[0].value != "webhook" {
+        cx.error_at(
+            labels[0].loc.clone(),
+            format!(
+                "unknown notify type `{}`; supported: webhook",
+                labels[0].value
+            ),
+        );
+        return None;
+    }
+    if !is_hcl_ident(&labels[1].value) {
+        cx.error_at(
+            labels[1].loc.clone(),
+            format!(
+                "webhook name `{}` must be an identifier (letters, digits, `_`, `-`)",
+                labels[1].value
+            ),
+        );
+        return None;
+    }
+    Some(Webhook {
+        name: labels[1].value.clone(),
+        url: url?,
+        secret_env: secret_env?,
+        events: events?,
+    })
 }
 
 fn read_retention(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Retention> {

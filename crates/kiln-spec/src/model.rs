@@ -47,6 +47,30 @@ pub struct Settings {
     pub registry: RegistryUrl,
     pub store: StoreUrl,
     pub retention: Retention,
+    /// `notify "webhook" "NAME"` blocks.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// The registry events a webhook can receive.
+pub const WEBHOOK_EVENTS: [&str; 7] = [
+    "version.created",
+    "version.completed",
+    "version.failed",
+    "version.promoted",
+    "version.revoked",
+    "version.restored",
+    "version.outdated",
+];
+
+/// A webhook target. The signing secret is never in kiln.hcl: it is read from the environment
+/// variable `secret_env` names, at delivery time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Webhook {
+    pub name: String,
+    pub url: String,
+    pub secret_env: Option<String>,
+    /// Subset of [`WEBHOOK_EVENTS`]; all of them when the block does not say.
+    pub events: Vec<String>,
 }
 
 /// What `kiln reap` may delete (the `retention` block). Versions on a channel, ancestors of

@@ -31,10 +31,20 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode>
         cache_dir: args.cache.cache_dir.clone(),
         actor: registry::actor(&args.who)?,
     };
+    // Webhooks are delivered from a thread of their own while the build runs.
+    let notifier = kiln_publish::notify::Background::start(
+        registry::path(factory)?,
+        f.settings.name.as_str().to_string(),
+        f.settings.webhooks.clone(),
+        crate::commands::notify::AFTER_CHANGE,
+    );
     let progress = Terminal::new(false);
-    let results =
-        kiln_pipeline::run(&f, &mut reg, &opts, &progress).context("running the pipeline")?;
+    let results = kiln_pipeline::run(&f, &mut reg, &opts, &progress);
     drop(progress);
+    if let Some(n) = notifier {
+        n.finish();
+    }
+    let results = results.context("running the pipeline")?;
     if args.format == ValidateFormat::Json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {

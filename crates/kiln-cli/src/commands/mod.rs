@@ -10,6 +10,7 @@ use crate::cli::{Cli, Command, SelectArgs};
 mod build;
 mod cache;
 mod init;
+pub(crate) mod notify;
 mod outdated;
 mod plan;
 mod reap;
@@ -26,9 +27,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(factory, &args),
         Command::Cache { command } => cache::run(command),
         Command::Outdated { out } => outdated::run(factory, out.format),
-        Command::Reap { dry_run, who, out } => reap::run(factory, dry_run, &who, out.format),
+        Command::Reap { dry_run, who, out } => {
+            let code = reap::run(factory, dry_run, &who, out.format);
+            notify::after_change(factory);
+            code
+        }
+        Command::Notify { command } => notify::run(factory, command),
         Command::Test(args) => test::run(&args),
-        other => registry::run(factory, other),
+        other => {
+            let changes = matches!(
+                other,
+                Command::Promote { .. }
+                    | Command::Revoke { .. }
+                    | Command::Restore { .. }
+                    | Command::Approve { .. }
+                    | Command::Channel { .. }
+            );
+            let code = registry::run(factory, other);
+            if changes {
+                notify::after_change(factory);
+            }
+            code
+        }
     }
 }
 

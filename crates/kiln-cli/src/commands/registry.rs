@@ -11,22 +11,21 @@ use kiln_spec::RegistryUrl;
 use crate::cli::{AuditCommand, ChannelCommand, Command, ValidateFormat, Who};
 use crate::factory_dir;
 
-pub fn open(factory: Option<&Path>) -> anyhow::Result<Registry> {
+/// The SQLite file of the factory's registry.
+pub fn path(factory: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
     let (dir, f) = factory_dir::open(factory)?;
     match &f.settings.registry {
-        RegistryUrl::Sqlite(p) => {
-            let path = if p.is_absolute() {
-                p.clone()
-            } else {
-                dir.join(p)
-            };
-            Registry::open(&path)
-                .with_context(|| format!("opening the registry at {}", path.display()))
-        }
+        RegistryUrl::Sqlite(p) if p.is_absolute() => Ok(p.clone()),
+        RegistryUrl::Sqlite(p) => Ok(dir.join(p)),
         RegistryUrl::Postgres(_) => {
             bail!("postgres:// registries are not supported yet; use sqlite://")
         }
     }
+}
+
+pub fn open(factory: Option<&Path>) -> anyhow::Result<Registry> {
+    let path = path(factory)?;
+    Registry::open(&path).with_context(|| format!("opening the registry at {}", path.display()))
 }
 
 pub fn actor(who: &Who) -> anyhow::Result<Actor> {
