@@ -104,6 +104,24 @@ fn git_commit(dir: &std::path::Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Children left behind by their parent's channel: only each bucket's newest active version
+/// counts (older ones are history, whatever they were built on).
+pub fn outdated_children(
+    reg: &mut Registry,
+) -> Result<Vec<kiln_registry::OutOfDate>, PipelineError> {
+    let mut out = Vec::new();
+    for o in reg.out_of_date()? {
+        let newest = reg
+            .versions(&o.child_bucket)?
+            .into_iter()
+            .find(|v| v.status == kiln_registry::Status::Active);
+        if newest.is_some_and(|v| v.id == o.child) {
+            out.push(o);
+        }
+    }
+    Ok(out)
+}
+
 /// The images a selection starts from, with why; the plan adds their descendants.
 pub fn seeds(
     f: &Factory,
@@ -127,26 +145,16 @@ pub fn seeds(
             let ch = kiln_plan::changes_since(&f.root, rev)?;
             kiln_plan::changes::seeds(f, graph, &ch)
         }
-        Selection::Outdated => {
-            let stale = reg.out_of_date()?;
-            let mut s = Vec::new();
-            for o in &stale {
-                // Only the newest active version of a bucket matters: older ones are history.
-                let newest = reg
-                    .versions(&o.child_bucket)?
-                    .into_iter()
-                    .find(|v| v.status == kiln_registry::Status::Active);
-                if newest.is_some_and(|v| v.id == o.child)
-                    && let Some(i) = graph.index_of(&o.child_bucket)
-                {
-                    s.push((
-                        i,
-                        Reason::Parent(format!("{} moved on {}", o.parent_bucket, o.channel)),
-                    ));
-                }
-            }
-            s
-        }
+        Selection::Outdated => outdated_children(reg)?
+            .into_iter()
+            .filter_map(|o| {
+                let i = graph.index_of(&o.child_bucket)?;
+                Some((
+                    i,
+                    Reason::Parent(format!("{} moved on {}", o.parent_bucket, o.channel)),
+                ))
+            })
+            .collect(),
         Selection::UpstreamUpdates => {
             tracing::info!("reading the archive's package indices");
             let mut s: Vec<(usize, Reason)> = Vec::new();

@@ -16,7 +16,7 @@ pub fn run(factory: Option<&Path>, format: ValidateFormat) -> anyhow::Result<Exi
     let mut reg = registry::open(factory)?;
     let upstream = kiln_pipeline::upstream::check(&f, &mut reg, Path::new("/etc/apt"))
         .context("comparing recorded package sets with the archive")?;
-    let children = reg.out_of_date()?;
+    let children = kiln_pipeline::outdated_children(&mut reg)?;
     if format == ValidateFormat::Json {
         println!(
             "{}",

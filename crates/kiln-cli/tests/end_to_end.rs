@@ -1,0 +1,249 @@
+//! The whole flow on the example factory, through the `kiln` binary, as a platform team runs it
+//! (needs root: it really builds and boots):
+//! 1. `kiln build --all`: base and child built, booted and checked, recorded, promoted to dev;
+//! 2. a hardening change committed → `kiln plan --since` and `kiln build --since` rebuild the base
+//!    and then the child, on the new base;
+//! 3. another base change built alone and promoted (automatically, to dev, the channel the child
+//!    tracks) → `kiln outdated` reports the child → `kiln build --outdated` rebuilds it on the
+//!    new base, and nothing is out of date any more.
+//!
+//! The child tracks `dev` here (the example's tracks `production`, which needs a scan report and
+//! an approval). Steps 2 and 3 skip the boot test: step 1 covers it and the rest is pipeline.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{cache_dir, ok};
+use kiln_registry::{Registry, Status};
+use serde_json::Value;
+
+fn kiln(f: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--factory")
+        .arg(f)
+        .args(args)
+        .env("KILN_CACHE_DIR", cache_dir())
+        .env("KILN_ACTOR", "ci-e2e")
+        .env("KILN_ROLE", "ci")
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_str(&ok(o)).unwrap()
+}
+
+fn git(f: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .arg("-C")
+        .arg(f)
+        .args([
+            "-c",
+            "user.name=e2e",
+            "-c",
+            "user.email=e2e@example.invalid",
+        ])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+/// `(image, result, version)` of a `kiln build --format json`.
+fn results(v: &Value) -> Vec<(String, String, String)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["image"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+                r["version"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn harden(f: &Path, line: &str) {
+    let p = f.join("images/base-debian12/harden.sh");
+    let mut s = std::fs::read_to_string(&p).unwrap();
+    s.push_str(&format!("{line}\n"));
+    std::fs::write(&p, s).unwrap();
+    git(f, &["commit", "-qam", line]);
+}
+
+fn waves(v: &Value) -> Vec<Vec<String>> {
+    v["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w.as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["image"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn build_change_rebuild_promote_cascade() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = common::init_factory(tmp.path());
+    let hcl = f.join("images/app-web/image.kiln.hcl");
+    let text = std::fs::read_to_string(&hcl).unwrap();
+    std::fs::write(
+        &hcl,
+        text.replace("channel     = \"production\"", "channel     = \"dev\""),
+    )
+    .unwrap();
+    std::fs::write(f.join(".gitignore"), ".kiln/\n").unwrap();
+    git(&f, &["init", "-q"]);
+    git(&f, &["add", "."]);
+    git(&f, &["commit", "-qm", "factory"]);
+
+    // 1. Everything, with boot tests.
+    let first = results(&json(&kiln(&f, &["build", "--all", "--format", "json"])));
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(
+        (first[0].0.as_str(), first[0].1.as_str()),
+        ("base-debian12", "built")
+    );
+    assert_eq!(
+        (first[1].0.as_str(), first[1].1.as_str()),
+        ("app-web", "built")
+    );
+    let (v1, w1) = (first[0].2.clone(), first[1].2.clone());
+    {
+        let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+        for (bucket, v) in [("base-debian12", &v1), ("app-web", &w1)] {
+            let ver = r.version(v).unwrap();
+            assert_eq!(ver.status, Status::Active);
+            let formats: Vec<&str> = ver.artifacts.iter().map(|a| a.format.as_str()).collect();
+            assert!(
+                formats.contains(&"raw") && formats.contains(&"qcow2"),
+                "{formats:?}"
+            );
+            for a in &ver.artifacts {
+                assert!(
+                    Path::new(&a.external_id).exists(),
+                    "{} missing",
+                    a.external_id
+                );
+            }
+            let test = r.report(v, "test").unwrap().expect("test report recorded");
+            let checks = test["results"].as_array().expect("check results");
+            assert!(!checks.is_empty(), "{bucket}: {test}");
+            assert!(
+                checks.iter().all(|c| c["status"] == "pass"),
+                "{bucket}: {test}"
+            );
+            assert!(
+                test["boot_seconds"].as_f64().is_some(),
+                "{bucket} was booted"
+            );
+            assert!(r.report(v, "manifest").unwrap().is_some());
+            assert_eq!(
+                r.channel(bucket, "dev").unwrap().as_deref(),
+                Some(v.as_str())
+            );
+        }
+        assert_eq!(r.version(&w1).unwrap().parents, std::slice::from_ref(&v1));
+    }
+    let versions = ok(&kiln(&f, &["versions", "base-debian12"]));
+    assert!(versions.contains(&v1), "{versions}");
+    let ancestry = ok(&kiln(&f, &["ancestry", "app-web"]));
+    assert!(
+        ancestry.contains(&v1) && ancestry.contains(&w1),
+        "{ancestry}"
+    );
+
+    // 2. A hardening change: the plan and the build take base, then the child.
+    harden(&f, "install -d /etc/kiln && echo e2e-1 > /etc/kiln/e2e");
+    let plan = json(&kiln(
+        &f,
+        &["plan", "--since", "HEAD~1", "--format", "json"],
+    ));
+    assert_eq!(waves(&plan), [["base-debian12"], ["app-web"]]);
+    let second = results(&json(&kiln(
+        &f,
+        &[
+            "build",
+            "--since",
+            "HEAD~1",
+            "--no-test",
+            "--format",
+            "json",
+        ],
+    )));
+    let names: Vec<(&str, &str)> = second
+        .iter()
+        .map(|r| (r.0.as_str(), r.1.as_str()))
+        .collect();
+    assert_eq!(names, [("base-debian12", "built"), ("app-web", "built")]);
+    let (v2, w2) = (second[0].2.clone(), second[1].2.clone());
+    {
+        let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+        assert_ne!(
+            r.version(&v2).unwrap().fingerprint,
+            r.version(&v1).unwrap().fingerprint
+        );
+        assert_eq!(r.version(&w2).unwrap().parents, std::slice::from_ref(&v2));
+    }
+
+    // 3. The base alone; its promotion to dev leaves the child behind; --outdated catches up.
+    harden(&f, "echo e2e-2 >> /etc/kiln/e2e");
+    let third = results(&json(&kiln(
+        &f,
+        &[
+            "build",
+            "base-debian12",
+            "--no-cascade",
+            "--no-test",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(third.len(), 1);
+    let v3 = third[0].2.clone();
+    let outdated = json(&kiln(&f, &["outdated", "--format", "json"]));
+    let children = outdated["children"].as_array().unwrap();
+    assert_eq!(children.len(), 1, "{outdated:#}");
+    assert_eq!(children[0]["child"], w2.as_str());
+    assert_eq!(children[0]["now"], v3.as_str());
+    let plan = json(&kiln(&f, &["plan", "--outdated", "--format", "json"]));
+    assert_eq!(waves(&plan), [["app-web"]]);
+    let fourth = results(&json(&kiln(
+        &f,
+        &["build", "--outdated", "--no-test", "--format", "json"],
+    )));
+    assert_eq!(fourth.len(), 1);
+    assert_eq!(
+        (fourth[0].0.as_str(), fourth[0].1.as_str()),
+        ("app-web", "built")
+    );
+    let w3 = fourth[0].2.clone();
+    {
+        let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+        assert_eq!(r.version(&w3).unwrap().parents, std::slice::from_ref(&v3));
+        assert_eq!(
+            r.channel("app-web", "dev").unwrap().as_deref(),
+            Some(w3.as_str())
+        );
+    }
+    let outdated = json(&kiln(&f, &["outdated", "--format", "json"]));
+    assert!(
+        outdated["children"].as_array().unwrap().is_empty(),
+        "{outdated:#}"
+    );
+    // Nothing left to do: a second --outdated builds nothing.
+    let nothing = json(&kiln(
+        &f,
+        &["build", "--outdated", "--no-test", "--format", "json"],
+    ));
+    assert!(nothing.as_array().unwrap().is_empty(), "{nothing}");
+    ok(&kiln(&f, &["audit", "verify"]));
+}
