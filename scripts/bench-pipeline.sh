@@ -23,7 +23,7 @@ run() { "$@" >>"$work/log" 2>&1 || { tail -40 "$work/log"; exit 1; }; }
 f="$work/factory"
 "$kiln" init "$f" >/dev/null
 export KILN_CACHE_DIR="$work/cache"
-if grep -qE '^kvm_(intel|amd) ' /proc/modules; then accel=KVM; else accel="TCG (no kvm_intel/kvm_amd loaded)"; fi
+if [ -e /sys/module/kvm_intel ] || [ -e /sys/module/kvm_amd ]; then accel=KVM; else accel="TCG (no kvm_intel/kvm_amd loaded)"; fi
 
 echo "cold make demo (empty stage cache, fresh registry)..." >&2
 t0=$(now); run make --no-print-directory demo FACTORY="$f"; t1=$(now)

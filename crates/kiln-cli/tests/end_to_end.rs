@@ -74,18 +74,11 @@ fn harden(f: &Path, line: &str) {
     git(f, &["commit", "-qam", line]);
 }
 
+/// The image names of each wave of a plan.
 fn waves(v: &Value) -> Vec<Vec<String>> {
-    v["waves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            w.as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["image"].as_str().unwrap().to_string())
-                .collect()
-        })
+    common::plan_waves(v)
+        .into_iter()
+        .map(|w| w.into_iter().map(|(image, _)| image).collect())
         .collect()
 }
 

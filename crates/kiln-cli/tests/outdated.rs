@@ -134,24 +134,7 @@ fn planned(f: &Path) -> Vec<Vec<(String, String)>> {
         f,
         &["plan", "--upstream-updates", "--format", "json"],
     ));
-    let plan: Value = serde_json::from_str(&out).unwrap();
-    plan["waves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            w.as_array()
-                .unwrap()
-                .iter()
-                .map(|i| {
-                    (
-                        i["image"].as_str().unwrap().to_string(),
-                        i["reason"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .collect()
+    common::plan_waves(&serde_json::from_str(&out).unwrap())
 }
 
 #[test]

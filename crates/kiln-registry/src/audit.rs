@@ -78,10 +78,15 @@ pub(crate) fn append(
 }
 
 pub fn entries(conn: &Connection) -> Result<Vec<AuditEntry>> {
+    entries_after(conn, 0, i64::MAX)
+}
+
+/// Entries after `seq`, oldest first, at most `limit`.
+pub fn entries_after(conn: &Connection, seq: i64, limit: i64) -> Result<Vec<AuditEntry>> {
     let mut st = conn.prepare(
-        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit ORDER BY seq",
+        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = st.query_map([], |r| {
+    let rows = st.query_map(params![seq, limit], |r| {
         Ok(AuditEntry {
             seq: r.get(0)?,
             at: r.get(1)?,

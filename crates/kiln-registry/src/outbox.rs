@@ -83,24 +83,7 @@ impl Registry {
 
     /// Audit entries after `seq`, oldest first.
     pub fn audit_after(&mut self, seq: i64, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut st = self.conn.prepare(
-            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let out = st
-            .query_map(params![seq, limit as i64], |r| {
-                Ok(AuditEntry {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    subject: r.get(4)?,
-                    detail: r.get(5)?,
-                    prev_hash: r.get(6)?,
-                    hash: r.get(7)?,
-                })
-            })?
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(out)
+        crate::audit::entries_after(&self.conn, seq, limit as i64)
     }
 
     /// Moves the cursor from `from` to `to` and stores `new` deliveries, atomically. `false`

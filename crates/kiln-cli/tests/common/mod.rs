@@ -45,3 +45,24 @@ pub fn ok(o: &Output) -> String {
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// The waves of a `kiln plan --format json`: `(image, reason)` per image.
+pub fn plan_waves(plan: &serde_json::Value) -> Vec<Vec<(String, String)>> {
+    plan["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w.as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i["image"].as_str().unwrap().to_string(),
+                        i["reason"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
