@@ -369,9 +369,8 @@ fn read_webhook(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Webhook> 
         if ok {
             Ok(v.to_string())
         } else {
-            Err(format!(
-                "secret_env `{v}` must name an environment variable (like KILN_WEBHOOK_SECRET); the secret itself never goes in kiln.hcl"
-            ))
+            // The value is not echoed: it may be the secret itself, pasted by mistake.
+            Err("secret_env must name an environment variable (upper-case letters, digits and `_`, like KILN_WEBHOOK_SECRET); the secret itself never goes in kiln.hcl".to_string())
         }
     });
     let events = match r.attr(cx, "events") {
