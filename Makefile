@@ -11,7 +11,7 @@ KILN := $(CARGO_TARGET_DIR)/debug/kiln
 FACTORY ?= examples/factory
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps demo test check fmt clippy unit bench fuzz fuzz-smoke stress
+.PHONY: all deps demo test test-cache check fmt clippy unit bench fuzz fuzz-smoke stress
 
 all: check
 
@@ -36,7 +36,14 @@ demo: deps
 	@$(KILN) ancestry app-web --factory $(FACTORY)
 
 ## The whole suite: formatting, lints, every test, and a short fuzz run.
-test: deps check fuzz-smoke
+test: deps test-cache check fuzz-smoke
+
+## The build tests share a stage cache; keep it bounded (least recently used stages go first)
+## so repeated runs on one machine do not fill its disk.
+TEST_CACHE_MAX ?= 15GiB
+test-cache:
+	@$(CARGO) build --quiet -p kiln-cli
+	@$(KILN) -q cache prune --cache-dir "$${KILN_TEST_CACHE_DIR:-/var/cache/kiln/test-stages}" --max-size $(TEST_CACHE_MAX)
 
 check: fmt clippy unit
 
