@@ -85,7 +85,8 @@ pub fn test_stage(
         image,
         &stage,
         StageEvent::Note(&format!(
-            "{} checks passed; booted in {:.1}s; report {}",
+            "{} checks passed ({} results: file checks run in the guest and on the tree); booted in {:.1}s; report {}",
+            checks.len(),
             report.results.len(),
             report.boot_seconds.unwrap_or_default(),
             out.dir.join("test-report.txt").display()
