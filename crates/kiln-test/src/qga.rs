@@ -21,6 +21,15 @@ pub struct Agent {
     writer: UnixStream,
 }
 
+/// A command to run in the guest.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub path: String,
+    pub args: Vec<String>,
+    /// How long it may run before it counts as failed (it is left running in the guest).
+    pub timeout: Duration,
+}
+
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
@@ -125,34 +134,111 @@ impl Agent {
         args: &[&str],
         timeout: Duration,
     ) -> Result<ExecOutput, TestError> {
+        let req = ExecRequest {
+            path: path.to_string(),
+            args: args.iter().map(|a| (*a).to_string()).collect(),
+            timeout,
+        };
+        let mut out = self.exec_many(std::slice::from_ref(&req), 1);
+        out.pop()
+            .map(|(r, _)| r)
+            .unwrap_or_else(|| Err(agent_err("no answer")))
+    }
+
+    /// Runs `requests` with at most `in_flight` of them running in the guest at once, and
+    /// returns each one's outcome and seconds in the order given. Under TCG most of a small
+    /// command's time is the agent round trip and process start, so overlapping them cuts a
+    /// check pack's wall time several-fold; a bound keeps a slow guest from being swamped.
+    pub fn exec_many(
+        &mut self,
+        requests: &[ExecRequest],
+        in_flight: usize,
+    ) -> Vec<(Result<ExecOutput, TestError>, f64)> {
+        struct Running {
+            index: usize,
+            pid: i64,
+            started: Instant,
+        }
+        let mut done: Vec<Option<(Result<ExecOutput, TestError>, f64)>> =
+            requests.iter().map(|_| None).collect();
+        let mut running: Vec<Running> = Vec::new();
+        let mut next = 0;
+        let mut pause = Duration::from_millis(10);
+        while next < requests.len() || !running.is_empty() {
+            while next < requests.len() && running.len() < in_flight.max(1) {
+                let req = &requests[next];
+                let started = Instant::now();
+                match self.spawn(&req.path, &req.args) {
+                    Ok(pid) => running.push(Running {
+                        index: next,
+                        pid,
+                        started,
+                    }),
+                    Err(e) => done[next] = Some((Err(e), started.elapsed().as_secs_f64())),
+                }
+                next += 1;
+            }
+            let mut progressed = false;
+            let mut still = Vec::with_capacity(running.len());
+            for r in running {
+                let req = &requests[r.index];
+                let secs = r.started.elapsed().as_secs_f64();
+                match self.status(r.pid) {
+                    Ok(Some(out)) => done[r.index] = Some((Ok(out), secs)),
+                    Err(e) => done[r.index] = Some((Err(e), secs)),
+                    Ok(None) if r.started.elapsed() >= req.timeout => {
+                        done[r.index] = Some((
+                            Err(agent_err(format!(
+                                "`{} {}` did not finish within {}s",
+                                req.path,
+                                req.args.join(" "),
+                                req.timeout.as_secs()
+                            ))),
+                            secs,
+                        ));
+                    }
+                    Ok(None) => {
+                        still.push(r);
+                        continue;
+                    }
+                }
+                progressed = true;
+            }
+            running = still;
+            if progressed {
+                pause = Duration::from_millis(10);
+            } else if !running.is_empty() {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+        }
+        done.into_iter()
+            .map(|d| d.unwrap_or_else(|| (Err(agent_err("no answer")), 0.0)))
+            .collect()
+    }
+
+    /// Starts a command in the guest and returns its pid.
+    fn spawn(&mut self, path: &str, args: &[String]) -> Result<i64, TestError> {
         let r = self.call(
             "guest-exec",
             json!({"path": path, "arg": args, "capture-output": true}),
         )?;
-        let pid = r["pid"]
+        r["pid"]
             .as_i64()
-            .ok_or_else(|| agent_err(format!("guest-exec returned no pid: {r}")))?;
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            let st = self.call("guest-exec-status", json!({"pid": pid}))?;
-            if st["exited"].as_bool() == Some(true) {
-                return Ok(ExecOutput {
-                    exit_code: st["exitcode"].as_i64().unwrap_or(-1),
-                    stdout: decode(&st["out-data"]),
-                    stderr: decode(&st["err-data"]),
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(agent_err(format!(
-                    "`{path} {}` did not finish within {}s",
-                    args.join(" "),
-                    timeout.as_secs()
-                )));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(500));
+            .ok_or_else(|| agent_err(format!("guest-exec returned no pid: {r}")))
+    }
+
+    /// The outcome of a command started with [`Agent::spawn`], once it has exited.
+    fn status(&mut self, pid: i64) -> Result<Option<ExecOutput>, TestError> {
+        let st = self.call("guest-exec-status", json!({"pid": pid}))?;
+        if st["exited"].as_bool() != Some(true) {
+            return Ok(None);
         }
+        Ok(Some(ExecOutput {
+            exit_code: st["exitcode"].as_i64().unwrap_or(-1),
+            stdout: decode(&st["out-data"]),
+            stderr: decode(&st["err-data"]),
+        }))
     }
 
     /// Asks the guest to power off (the agent does not answer this one).

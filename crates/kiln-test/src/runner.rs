@@ -8,7 +8,7 @@ use kiln_spec::{Check, CheckKind, FileCheck};
 use serde::Serialize;
 
 use crate::facts::{self, FileFacts};
-use crate::qga::Agent;
+use crate::qga::{Agent, ExecOutput, ExecRequest};
 
 /// A check and the file it came from (for reports).
 #[derive(Debug, Clone)]
@@ -124,68 +124,116 @@ fn finish(mut r: CheckResult, started: Instant) -> CheckResult {
     r
 }
 
-/// Runs every check in the guest, in order. Waits first for the guest to finish booting
-/// (`systemctl is-system-running --wait`), so checks see the system as it runs, not half-started.
+/// How many checks run in the guest at once: enough to hide the agent's round trips, few enough
+/// that a 2-vCPU guest does not push slow checks past their timeouts. Under TCG the guest's CPU
+/// is the bound (the example's 86 checks: 11.7 s one at a time, 11.0 s four at a time); with KVM
+/// the round trips dominate and overlapping them pays more.
+pub const GUEST_CONCURRENCY: usize = 4;
+
+/// Runs every check in the guest, several at once ([`GUEST_CONCURRENCY`]); results keep the
+/// checks' order. Waits first for the guest to finish booting (`systemctl is-system-running
+/// --wait`), so checks see the system as it runs, not half-started. Checks must therefore not
+/// depend on one another, which the check format never promised anyway.
 pub fn run_in_guest(agent: &mut Agent, checks: &[SourcedCheck]) -> Vec<CheckResult> {
-    let _ = agent.exec(
+    let waited = Instant::now();
+    let state = agent.exec(
         "/bin/systemctl",
         &["is-system-running", "--wait"],
         Duration::from_secs(300),
     );
+    tracing::info!(
+        secs = waited.elapsed().as_secs_f64(),
+        state = %state.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default(),
+        "guest finished booting"
+    );
+    let requests: Vec<ExecRequest> = checks.iter().map(|sc| request(&sc.check)).collect();
+    let outputs = agent.exec_many(&requests, GUEST_CONCURRENCY);
     checks
         .iter()
-        .map(|sc| run_one_in_guest(agent, sc))
+        .zip(outputs)
+        .map(|(sc, (out, secs))| judge_guest(sc, out, secs))
         .collect()
 }
 
-fn run_one_in_guest(agent: &mut Agent, sc: &SourcedCheck) -> CheckResult {
-    let started = Instant::now();
-    let mut r = result(sc, "guest", started);
-    match &sc.check.kind {
+/// The script a file check runs in the guest: `stat -L`, and `base64` of the file when its
+/// contents matter.
+const FILE_FACTS_SCRIPT: &str = r#"if [ -e "$1" ]; then stat -L -c '%a|%U|%G' -- "$1"; if [ "$2" = yes ] && [ -f "$1" ]; then base64 -w0 -- "$1"; fi; else echo ABSENT; fi"#;
+
+fn request(c: &Check) -> ExecRequest {
+    match &c.kind {
         CheckKind::Command {
             command,
+            timeout_secs,
+            ..
+        } => ExecRequest {
+            path: "/bin/sh".into(),
+            args: vec!["-c".into(), command.clone()],
+            timeout: timeout_secs.map_or(DEFAULT_COMMAND_TIMEOUT, |s| {
+                Duration::from_secs(u64::from(s))
+            }),
+        },
+        CheckKind::File(f) => ExecRequest {
+            path: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                FILE_FACTS_SCRIPT.into(),
+                "kiln-file-check".into(),
+                f.path.as_path().to_string_lossy().into_owned(),
+                if facts::needs_content(f) { "yes" } else { "no" }.into(),
+            ],
+            timeout: Duration::from_secs(60),
+        },
+    }
+}
+
+fn judge_guest(
+    sc: &SourcedCheck,
+    out: Result<ExecOutput, crate::TestError>,
+    secs: f64,
+) -> CheckResult {
+    let mut r = result(sc, "guest", Instant::now());
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            r.status = Status::Error;
+            r.failures.push(e.to_string());
+            r.seconds = secs;
+            return r;
+        }
+    };
+    match &sc.check.kind {
+        CheckKind::Command {
             expect_stdout_contains,
             expect_stdout_matches,
             expect_exit,
-            timeout_secs,
+            ..
         } => {
-            let timeout = timeout_secs.map_or(DEFAULT_COMMAND_TIMEOUT, |s| {
-                Duration::from_secs(u64::from(s))
-            });
-            match agent.exec("/bin/sh", &["-c", command], timeout) {
-                Err(e) => {
-                    r.status = Status::Error;
-                    r.failures.push(e.to_string());
+            r.exit_code = Some(out.exit_code);
+            r.stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            r.stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            if out.exit_code != i64::from(*expect_exit) {
+                r.failures.push(format!(
+                    "exit status {}, expected {expect_exit}",
+                    out.exit_code
+                ));
+            }
+            for s in expect_stdout_contains {
+                if !r.stdout.contains(s.as_str()) {
+                    r.failures.push(format!("stdout does not contain {s:?}"));
                 }
-                Ok(out) => {
-                    r.exit_code = Some(out.exit_code);
-                    r.stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-                    r.stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-                    if out.exit_code != i64::from(*expect_exit) {
-                        r.failures.push(format!(
-                            "exit status {}, expected {expect_exit}",
-                            out.exit_code
-                        ));
-                    }
-                    for s in expect_stdout_contains {
-                        if !r.stdout.contains(s.as_str()) {
-                            r.failures.push(format!("stdout does not contain {s:?}"));
-                        }
-                    }
-                    // Regexes see stdout without its final newline, so `^2$` matches `2\n` as a
-                    // reader of the check expects (grep-like), while `\n` still spans lines.
-                    let subject = r.stdout.strip_suffix('\n').unwrap_or(&r.stdout).to_string();
-                    for s in expect_stdout_matches {
-                        match regex::Regex::new(s) {
-                            Ok(re) if re.is_match(&subject) => {}
-                            Ok(_) => r.failures.push(format!("stdout does not match /{s}/")),
-                            Err(e) => r.failures.push(format!("invalid regex /{s}/: {e}")),
-                        }
-                    }
+            }
+            // Regexes see stdout without its final newline, so `^2$` matches `2\n` as a
+            // reader of the check expects (grep-like), while `\n` still spans lines.
+            let subject = r.stdout.strip_suffix('\n').unwrap_or(&r.stdout).to_string();
+            for s in expect_stdout_matches {
+                match regex::Regex::new(s) {
+                    Ok(re) if re.is_match(&subject) => {}
+                    Ok(_) => r.failures.push(format!("stdout does not match /{s}/")),
+                    Err(e) => r.failures.push(format!("invalid regex /{s}/: {e}")),
                 }
             }
         }
-        CheckKind::File(f) => match guest_facts(agent, f) {
+        CheckKind::File(f) => match file_facts(f, &out) {
             Ok(facts) => r.failures = facts::judge(f, &facts),
             Err(e) => {
                 r.status = Status::Error;
@@ -193,19 +241,16 @@ fn run_one_in_guest(agent: &mut Agent, sc: &SourcedCheck) -> CheckResult {
             }
         },
     }
-    finish(r, started)
+    if r.status == Status::Pass && !r.failures.is_empty() {
+        r.status = Status::Fail;
+    }
+    r.seconds = secs;
+    r
 }
 
-/// `stat -L` (and `cat` when contents matter) in the guest.
-fn guest_facts(agent: &mut Agent, f: &FileCheck) -> Result<FileFacts, crate::TestError> {
-    let path = f.path.as_path().to_string_lossy().into_owned();
-    let script = r#"if [ -e "$1" ]; then stat -L -c '%a|%U|%G' -- "$1"; if [ "$2" = yes ] && [ -f "$1" ]; then base64 -w0 -- "$1"; fi; else echo ABSENT; fi"#;
-    let want = if facts::needs_content(f) { "yes" } else { "no" };
-    let out = agent.exec(
-        "/bin/sh",
-        &["-c", script, "kiln-file-check", &path, want],
-        Duration::from_secs(60),
-    )?;
+/// Reads what [`FILE_FACTS_SCRIPT`] printed.
+fn file_facts(f: &FileCheck, out: &ExecOutput) -> Result<FileFacts, crate::TestError> {
+    let path = f.path.as_path().display();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("").trim();

@@ -1,0 +1,146 @@
+//! The software bill of materials of an image tree: its OS and every installed package, read
+//! from the package manager's own database (dpkg, rpm, apk), so it says what the image really
+//! holds rather than what a definition asked for.
+
+pub mod apk;
+pub mod cyclonedx;
+pub mod dpkg;
+pub mod purl;
+pub mod rpmdb;
+pub mod spdx;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::ScanError;
+use crate::os::{Family, OsRelease};
+
+/// The package manager a package came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Deb,
+    Rpm,
+    Apk,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deb => "deb",
+            Kind::Rpm => "rpm",
+            Kind::Apk => "apk",
+        }
+    }
+}
+
+/// One installed package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Package {
+    pub kind: Kind,
+    pub name: String,
+    /// The version as the package manager prints it: `[epoch:]upstream[-revision]` for deb,
+    /// `version-release` for rpm (epoch separate), `version-rN` for apk.
+    pub version: String,
+    /// rpm's epoch (deb keeps its epoch inside `version`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
+    pub arch: String,
+    /// The source package it was built from (Debian `Source:`, rpm SOURCERPM, apk origin).
+    pub source: String,
+    pub source_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supplier: Option<String>,
+}
+
+impl Package {
+    /// The version with rpm's epoch in front (`E:V-R`), the form vulnerability data compares.
+    pub fn full_version(&self) -> String {
+        match self.epoch {
+            Some(e) => format!("{e}:{}", self.version),
+            None => self.version.clone(),
+        }
+    }
+}
+
+/// An image's OS and packages, sorted by (name, arch, version).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sbom {
+    pub os: OsRelease,
+    pub packages: Vec<Package>,
+}
+
+impl Sbom {
+    /// Reads the SBOM of the image tree at `root`.
+    pub fn of_tree(root: &Path) -> Result<Sbom, ScanError> {
+        let os = OsRelease::of_tree(root)?;
+        let mut packages = match os.family() {
+            Family::Debian => dpkg::read(root)?,
+            Family::Rpm => rpmdb::read(root)?,
+            Family::Alpine => apk::read(root)?,
+            Family::Unknown => {
+                // Not a family we know by name: take whichever database the tree has.
+                let mut p = dpkg::read(root).unwrap_or_default();
+                p.extend(rpmdb::read(root).unwrap_or_default());
+                p.extend(apk::read(root).unwrap_or_default());
+                p
+            }
+        };
+        packages
+            .sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
+        Ok(Sbom { os, packages })
+    }
+}
+
+/// What an SBOM document says about the thing it describes.
+#[derive(Debug, Clone)]
+pub struct DocMeta {
+    /// The image (bucket) name, or the scanned path's file name.
+    pub name: String,
+    /// The registry version, or "unversioned".
+    pub version: String,
+    /// Seconds since the epoch when the document was made.
+    pub created: u64,
+    /// The scanned disk image's sha256, when a disk was scanned.
+    pub sha256: Option<String>,
+}
+
+impl DocMeta {
+    /// `YYYY-MM-DDThh:mm:ssZ`: the one form both CycloneDX and SPDX accept.
+    pub fn timestamp(&self) -> String {
+        kiln_build::manifest::rfc3339(self.created)
+    }
+
+    /// A name-based UUID (version 5 layout) from the document's subject and contents, so the same
+    /// scan of the same image gives the same serial number.
+    pub fn uuid(&self, sbom: &Sbom) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.name.as_bytes());
+        h.update([0]);
+        h.update(self.version.as_bytes());
+        h.update([0]);
+        h.update(self.created.to_be_bytes());
+        for p in &sbom.packages {
+            h.update(p.name.as_bytes());
+            h.update([0]);
+            h.update(p.version.as_bytes());
+            h.update([0]);
+        }
+        let mut b: [u8; 16] = h.finalize()[..16].try_into().unwrap_or_default();
+        b[6] = (b[6] & 0x0f) | 0x50;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    }
+}
