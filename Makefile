@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 30
 all: check
 
 deps:
-	@scripts/host-deps.sh base builder
+	@scripts/host-deps.sh base builder scanner
 
 ## The main job on the example factory: validate, plan, build both images (bootstrap, provision,
 ## seal, disk, exports), boot each and run its checks, record them in the registry, promote to

@@ -104,7 +104,15 @@ for group in "$@"; do
     builder) install_pkgs qemu-system-x86@backports ovmf mmdebstrap@backports \
                           e2fsprogs dosfstools mtools gdisk binutils zstd ;;
     bench)   install_pkgs mkosi@backports systemd-boot@backports systemd-boot-efi@backports kmod cpio zstd dosfstools mtools fdisk ;;
+    scanner) install_pkgs rpm python3-venv
+             # The official SBOM validators, for the scanner's tests.
+             venv=/var/cache/kiln/venv-sbom
+             if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, spdx_tools' 2>/dev/null; then
+               log "creating $venv (cyclonedx-python-lib, spdx-tools)"
+               python3 -m venv "$venv"
+               "$venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]' spdx-tools
+             fi ;;
     fuzz)    command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz ;;
-    *) log "unknown group '$group' (base, builder, bench, fuzz)"; exit 2 ;;
+    *) log "unknown group '$group' (base, builder, scanner, bench, fuzz)"; exit 2 ;;
   esac
 done

@@ -152,10 +152,78 @@ pub enum Command {
         #[command(subcommand)]
         command: NotifyCommand,
     },
+    /// Scan an image tree or a disk image (raw, qcow2, VHD, VMDK): SBOM from the package
+    /// database, known vulnerabilities from the offline data `kiln vulndb import` loaded, secrets
+    /// and hygiene leftovers. Reads the image; never boots or mounts it.
+    Scan(ScanArgs),
+    /// The offline vulnerability data the scanner matches against.
+    Vulndb {
+        #[command(subcommand)]
+        command: VulndbCommand,
+    },
     /// Inspect or prune the stage cache.
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// An image tree (directory) or a disk image file.
+    pub path: PathBuf,
+    /// text: summary and findings; json: the full report; sarif: SARIF 2.1.0 for code-scanning
+    /// tools; cyclonedx / spdx: the SBOM alone.
+    #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
+    pub format: ScanFormat,
+    #[command(flatten)]
+    pub db: VulnDbPath,
+    /// The name the SBOM gives the image (default: the path's file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The version the SBOM gives the image.
+    #[arg(
+        long = "image-version",
+        value_name = "VERSION",
+        default_value = "unversioned"
+    )]
+    pub image_version: String,
+    /// Write the output to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    Text,
+    Json,
+    Sarif,
+    Cyclonedx,
+    Spdx,
+}
+
+#[derive(Debug, Args)]
+pub struct VulnDbPath {
+    /// The vulnerability index (default: .kiln/vulndb.sqlite in the factory).
+    #[arg(long, env = "KILN_VULNDB", value_name = "FILE")]
+    pub vulndb: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VulndbCommand {
+    /// Load OSV records (JSON files, directories of them, zip exports) and Debian security
+    /// tracker JSON. Incremental: unchanged records are kept, changed ones replaced; prints
+    /// counts.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        db: VulnDbPath,
+    },
+    /// Records per ecosystem in the index.
+    Status {
+        #[command(flatten)]
+        db: VulnDbPath,
     },
 }
 

@@ -1,13 +1,14 @@
 //! Kiln's pipeline: from a selection of images to recorded, tested, promotable versions.
 //!
 //! For each image in plan order: reuse an active version built from the same fingerprint, or
-//! build → test → (scan: not built yet, said so) → record a registry version with artifacts,
+//! build → test → scan → record a registry version with artifacts,
 //! manifest, test report and parents → promote to the first channel when its policy allows.
 //! A failed image fails its version and skips its descendants; independent images go on
 //! (unless fail-fast).
 
 pub mod policy;
 pub mod retention;
+pub mod scan_stage;
 mod test_stage;
 pub mod upstream;
 
@@ -307,11 +308,8 @@ pub fn run(
                 progress.event(&name, "test", StageEvent::Note("skipped (--no-test)"));
                 None
             };
-            progress.event(
-                &name,
-                "scan",
-                StageEvent::Note("skipped: the scanner is not part of kiln yet"),
-            );
+            let scan = scan_stage::scan_stage(&f.root, &out, &version, progress)
+                .map_err(|e| format!("scan: {e}"))?;
             for a in &out.manifest.artifacts {
                 let art = Artifact {
                     platform: "file".into(),
@@ -331,6 +329,10 @@ pub fn run(
                 &serde_json::to_value(&out.manifest).unwrap_or_default(),
             )
             .map_err(|e| e.to_string())?;
+            reg.attach_report(&opts.actor, &version, "scan", &scan.registry_report())
+                .map_err(|e| e.to_string())?;
+            reg.attach_report(&opts.actor, &version, "sbom", &scan.cyclonedx)
+                .map_err(|e| e.to_string())?;
             if let Some(r) = &report {
                 reg.attach_report(
                     &opts.actor,
@@ -355,7 +357,7 @@ pub fn run(
                 test_report: report
                     .as_ref()
                     .map(|r| serde_json::to_value(r).unwrap_or_default()),
-                scan_report: None,
+                scan_report: Some(scan.registry_report()),
                 approvals: Vec::new(),
             };
             let unmet = f

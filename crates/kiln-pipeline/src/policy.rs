@@ -9,7 +9,7 @@ use serde_json::Value;
 pub struct Evidence {
     /// The test report (`kiln-test`'s JSON), if tests ran.
     pub test_report: Option<Value>,
-    /// The scan report, if a scan ran (the scanner is not built yet: always `None` today).
+    /// The scan report (`scan_stage::ScanOutput::registry_report`), if a scan ran.
     pub scan_report: Option<Value>,
     /// Roles of the approvals recorded for the version.
     pub approvals: Vec<String>,
@@ -36,19 +36,70 @@ pub fn unmet(policy: &Policy, e: &Evidence) -> Vec<String> {
             }
         }
     }
-    if let Some(max) = policy.max_severity
-        && e.scan_report.is_none()
-    {
-        out.push(format!(
-            "max_severity {}: the version has no scan report (the scanner is not part of kiln yet)",
-            max.as_str()
-        ));
+    if let Some(max) = policy.max_severity {
+        match &e.scan_report {
+            None => out.push(format!(
+                "max_severity {}: the version has no scan report",
+                max.as_str()
+            )),
+            Some(r) if r["summary"]["vulnerability_data"] != true => out.push(format!(
+                "max_severity {}: the version was scanned without vulnerability data (load some with `kiln vulndb import`, then rebuild)",
+                max.as_str()
+            )),
+            Some(r) => {
+                let worst = r["summary"]["max_severity"].as_str().unwrap_or("negligible");
+                if rank(worst) > allowed(max) {
+                    let over: Vec<String> = r["vulnerabilities"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|v| rank(v["severity"].as_str().unwrap_or("")) > allowed(max))
+                        .map(|v| {
+                            format!(
+                                "{} in {} ({}, {})",
+                                v["vulnerability"].as_str().unwrap_or("?"),
+                                v["package"].as_str().unwrap_or("?"),
+                                v["severity"].as_str().unwrap_or("?"),
+                                v["verdict"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect();
+                    out.push(format!(
+                        "max_severity {}: {} finding(s) above it: {}",
+                        max.as_str(),
+                        over.len(),
+                        over.join(", ")
+                    ));
+                }
+            }
+        }
     }
-    if policy.forbid_secrets && e.scan_report.is_none() {
-        out.push(
-            "forbid_secrets: the version has no scan report (the scanner is not part of kiln yet)"
-                .to_string(),
-        );
+    if policy.forbid_secrets {
+        match &e.scan_report {
+            None => out.push("forbid_secrets: the version has no scan report".to_string()),
+            Some(r) => {
+                let secrets: Vec<String> = r["secrets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["category"] == "secret")
+                    .map(|s| {
+                        format!(
+                            "{} ({})",
+                            s["path"].as_str().unwrap_or("?"),
+                            s["rule"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                if !secrets.is_empty() {
+                    out.push(format!(
+                        "forbid_secrets: {} secret(s) in the image: {}",
+                        secrets.len(),
+                        secrets.join(", ")
+                    ));
+                }
+            }
+        }
     }
     if let Some(role) = policy.require_approval
         && !e
@@ -62,4 +113,19 @@ pub fn unmet(policy: &Policy, e: &Evidence) -> Vec<String> {
         ));
     }
     out
+}
+
+/// A finding severity's rank against a policy threshold: unknown and negligible rank below low.
+fn rank(severity: &str) -> u8 {
+    match severity {
+        "low" => 1,
+        "medium" => 2,
+        "high" => 3,
+        "critical" => 4,
+        _ => 0,
+    }
+}
+
+fn allowed(max: kiln_spec::FindingSeverity) -> u8 {
+    rank(max.as_str())
 }

@@ -15,6 +15,7 @@ mod outdated;
 mod plan;
 mod reap;
 pub(crate) mod registry;
+mod scan;
 mod test;
 mod validate;
 
@@ -34,6 +35,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Notify { command } => notify::run(factory, command),
         Command::Test(args) => test::run(&args),
+        Command::Scan(args) => scan::run(factory, &args),
+        Command::Vulndb { command } => scan::vulndb(factory, command),
         other => {
             let changes = matches!(
                 other,

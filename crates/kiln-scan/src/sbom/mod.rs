@@ -102,16 +102,25 @@ pub struct DocMeta {
     pub name: String,
     /// The registry version, or "unversioned".
     pub version: String,
-    /// Seconds since the epoch when the document was made.
-    pub created: u64,
+    /// When the document was made, `YYYY-MM-DDThh:mm:ssZ`: the one form both CycloneDX and
+    /// SPDX accept (see [`timestamp`]).
+    pub created: String,
     /// The scanned disk image's sha256, when a disk was scanned.
     pub sha256: Option<String>,
 }
 
+/// `YYYY-MM-DDThh:mm:ssZ` of a Unix time.
+pub fn timestamp(secs: u64) -> String {
+    kiln_build::manifest::rfc3339(secs)
+}
+
 impl DocMeta {
-    /// `YYYY-MM-DDThh:mm:ssZ`: the one form both CycloneDX and SPDX accept.
     pub fn timestamp(&self) -> String {
-        kiln_build::manifest::rfc3339(self.created)
+        // SPDX refuses fractional seconds: `…:05.123Z` → `…:05Z`.
+        match (self.created.find('.'), self.created.strip_suffix('Z')) {
+            (Some(dot), Some(_)) => format!("{}Z", &self.created[..dot]),
+            _ => self.created.clone(),
+        }
     }
 
     /// A name-based UUID (version 5 layout) from the document's subject and contents, so the same
@@ -123,7 +132,7 @@ impl DocMeta {
         h.update([0]);
         h.update(self.version.as_bytes());
         h.update([0]);
-        h.update(self.created.to_be_bytes());
+        h.update(self.created.as_bytes());
         for p in &sbom.packages {
             h.update(p.name.as_bytes());
             h.update([0]);
