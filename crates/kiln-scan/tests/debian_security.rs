@@ -8,8 +8,15 @@ use std::path::PathBuf;
 use kiln_scan::Sbom;
 use kiln_scan::vuln::{Verdict, VulnDb, match_sbom};
 
+/// ../shared/fixtures/debian-security beside the project (the maintained copy), else the copy
+/// vendored in kiln-scan's tests for clones that have no ../shared beside them.
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/debian-security")
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shared = manifest.join("../../../shared/fixtures/debian-security");
+    if shared.join("expected.tsv").is_file() {
+        return shared;
+    }
+    manifest.join("tests/data/debian-security")
 }
 
 /// (source, cve) → (installed, fixed_version, verdict)
