@@ -60,10 +60,17 @@ pub struct Layout {
 /// A UUID-shaped id (version 4 and RFC 4122 variant bits set) from a seed and a purpose.
 pub fn derived_uuid(seed: &str, purpose: &str) -> String {
     let d = Sha256::digest(format!("{seed}/{purpose}").as_bytes());
-    let mut b: [u8; 16] = d[..16].try_into().unwrap_or([0; 16]);
-    b[6] = (b[6] & 0x0f) | 0x40;
+    uuid_from_digest(&d, 4)
+}
+
+/// Formats the first 16 bytes of a digest as a UUID with the given version nibble and the
+/// RFC 4122 variant bits.
+pub fn uuid_from_digest(digest: &[u8], version: u8) -> String {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | (version << 4);
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = crate::hash::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

@@ -56,7 +56,11 @@ pub fn run(factory: Option<&Path>, args: &ScanArgs) -> anyhow::Result<ExitCode> 
             args.path.display()
         );
         extracted = kiln_scan::disk::extract(&args.path)?;
-        let digest = kiln_build::hash::sha256_file(&args.path).ok();
+        // Only the SBOM documents carry the disk's digest; hashing gigabytes is not free.
+        let sbom = matches!(args.format, ScanFormat::Cyclonedx | ScanFormat::Spdx);
+        let digest = sbom
+            .then(|| kiln_build::hash::sha256_file(&args.path).ok())
+            .flatten();
         (extracted.root(), digest)
     };
     let target = args.path.display().to_string();

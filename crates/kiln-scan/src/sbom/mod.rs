@@ -139,17 +139,6 @@ impl DocMeta {
             h.update(p.version.as_bytes());
             h.update([0]);
         }
-        let mut b: [u8; 16] = h.finalize()[..16].try_into().unwrap_or_default();
-        b[6] = (b[6] & 0x0f) | 0x50;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        )
+        kiln_build::layout::uuid_from_digest(&h.finalize(), 5)
     }
 }

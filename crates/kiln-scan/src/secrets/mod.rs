@@ -343,7 +343,7 @@ fn drop_vendor_files(root: &Path, found: &mut Vec<SecretFinding>) -> Vec<String>
         };
         let mut h = Md5::new();
         if std::io::copy(&mut f, &mut h).is_ok() {
-            let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            let got = kiln_build::hash::hex(&h.finalize());
             if &got == want {
                 vendor.push(path);
             }

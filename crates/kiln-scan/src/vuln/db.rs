@@ -105,7 +105,7 @@ impl VulnDb {
             counts.skipped += skipped;
             for a in records {
                 let body = serde_json::to_string(&a).unwrap_or_default();
-                let digest = hex(&Sha256::digest(body.as_bytes()));
+                let digest = kiln_build::hash::hex(&Sha256::digest(body.as_bytes()));
                 let old: Option<String> = tx
                     .query_row(
                         "SELECT digest FROM affected WHERE origin=?1 AND record=?2 AND ecosystem=?3 AND package=?4",
@@ -254,8 +254,4 @@ fn db_err(path: &Path, e: rusqlite::Error) -> ScanError {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
