@@ -88,19 +88,47 @@ impl OsRelease {
         }
     }
 
-    /// The OSV ecosystem of this release's packages: `Debian:12`, `Alpine:v3.19`; `None` where
-    /// the release has no single ecosystem name (Red Hat's are per repository CPE).
-    pub fn osv_ecosystem(&self) -> Option<String> {
-        match self.family() {
-            Family::Debian if self.id == "debian" => {
-                Some(format!("Debian:{}", self.version_id.split('.').next()?))
+    /// Where OSV data names this release's packages. Debian and Alpine have one ecosystem per
+    /// release (`Debian:12`, `Alpine:v3.19`); Red Hat has one per repository CPE
+    /// (`Red Hat:enterprise_linux:9::baseos`, `…::appstream`, …), so a RHEL image is matched
+    /// against every stream of its major release. Extended-support (`rhel_eus`) streams are left
+    /// out: a general image does not get EUS fixes. Empty when OSV has no name for the release.
+    pub fn osv_ecosystems(&self) -> Vec<Ecosystem> {
+        let major = self.version_id.split('.').next().unwrap_or_default();
+        if major.is_empty() {
+            return Vec::new();
+        }
+        match (self.family(), self.id.as_str()) {
+            (Family::Debian, "debian") => vec![Ecosystem::Exact(format!("Debian:{major}"))],
+            (Family::Debian, "ubuntu") => {
+                vec![Ecosystem::Exact(format!("Ubuntu:{}", self.version_id))]
             }
-            Family::Debian if self.id == "ubuntu" => Some(format!("Ubuntu:{}", self.version_id)),
-            Family::Alpine => {
-                let mut parts = self.version_id.split('.');
-                Some(format!("Alpine:v{}.{}", parts.next()?, parts.next()?))
-            }
-            _ => None,
+            (Family::Alpine, _) => match self.version_id.split('.').nth(1) {
+                Some(minor) => vec![Ecosystem::Exact(format!("Alpine:v{major}.{minor}"))],
+                None => Vec::new(),
+            },
+            (Family::Rpm, "rhel") => vec![Ecosystem::Prefix(format!(
+                "Red Hat:enterprise_linux:{major}::"
+            ))],
+            (Family::Rpm, "rocky") => vec![Ecosystem::Exact(format!("Rocky Linux:{major}"))],
+            (Family::Rpm, "almalinux") => vec![Ecosystem::Exact(format!("AlmaLinux:{major}"))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// An OSV ecosystem name, or the prefix shared by a family of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ecosystem {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Ecosystem {
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Ecosystem::Exact(e) => e == name,
+            Ecosystem::Prefix(p) => name.starts_with(p.as_str()),
         }
     }
 }
@@ -125,14 +153,32 @@ mod tests {
         );
         assert_eq!(d.family(), Family::Debian);
         assert_eq!(d.distro(), "debian-12");
-        assert_eq!(d.osv_ecosystem().as_deref(), Some("Debian:12"));
+        assert_eq!(
+            d.osv_ecosystems(),
+            vec![Ecosystem::Exact("Debian:12".into())]
+        );
         assert_eq!(d.codename.as_deref(), Some("bookworm"));
         let a = OsRelease::parse("ID=alpine\nVERSION_ID=3.19.1\n");
         assert_eq!(a.family(), Family::Alpine);
-        assert_eq!(a.osv_ecosystem().as_deref(), Some("Alpine:v3.19"));
+        assert_eq!(
+            a.osv_ecosystems(),
+            vec![Ecosystem::Exact("Alpine:v3.19".into())]
+        );
         let r =
             OsRelease::parse("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\n");
         assert_eq!(r.family(), Family::Rpm);
         assert_eq!(r.distro(), "rocky-9.4");
+        assert_eq!(
+            r.osv_ecosystems(),
+            vec![Ecosystem::Exact("Rocky Linux:9".into())]
+        );
+        let rhel = OsRelease::parse("ID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\n");
+        let [e] = rhel.osv_ecosystems().try_into().unwrap();
+        assert!(e.matches("Red Hat:enterprise_linux:9::baseos"));
+        assert!(e.matches("Red Hat:enterprise_linux:9::appstream"));
+        assert!(!e.matches("Red Hat:enterprise_linux:8::baseos"));
+        assert!(!e.matches("Red Hat:rhel_eus:9.2::baseos"));
+        let edge = OsRelease::parse("ID=alpine\nVERSION_ID=edge\n");
+        assert!(edge.osv_ecosystems().is_empty());
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::ScanError;
 use crate::sbom::Sbom;
 use crate::secrets::{Category, Scanner, SecretReport};
-use crate::vuln::{Finding, Severity, Verdict, VulnDb, match_sbom};
+use crate::vuln::{Finding, Matches, Severity, Verdict, VulnDb, match_sbom};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -27,8 +27,11 @@ pub struct Summary {
     pub max_severity: Option<Severity>,
     pub secrets: usize,
     pub hygiene: usize,
-    /// Whether vulnerability data was available (without it, no vulnerability can be found).
+    /// Whether the index held data for this image's release (without it, no vulnerability can
+    /// be found, so zero findings prove nothing).
     pub vulnerability_data: bool,
+    /// The index's ecosystems the image was matched against (`Debian:12`, …).
+    pub ecosystems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,13 +49,15 @@ pub struct ScanReport {
 pub fn scan_tree(root: &Path, target: &str, db: Option<&VulnDb>) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
     let sbom = Sbom::of_tree(root)?;
-    let mut vulnerabilities: Vec<Finding> = match db {
-        Some(db) => match_sbom(&sbom, db)?
-            .into_iter()
-            .filter(|f| matches!(f.verdict, Verdict::Vulnerable | Verdict::Open))
-            .collect(),
-        None => Vec::new(),
+    let matches = match db {
+        Some(db) => match_sbom(&sbom, db)?,
+        None => Matches::default(),
     };
+    let mut vulnerabilities: Vec<Finding> = matches
+        .findings
+        .into_iter()
+        .filter(|f| matches!(f.verdict, Verdict::Vulnerable | Verdict::Open))
+        .collect();
     vulnerabilities.sort_by(|a, b| {
         (b.verdict, b.severity, &a.package, &a.vulnerability).cmp(&(
             a.verdict,
@@ -92,7 +97,8 @@ pub fn scan_tree(root: &Path, target: &str, db: Option<&VulnDb>) -> Result<ScanR
             .iter()
             .filter(|f| f.category == Category::Hygiene)
             .count(),
-        vulnerability_data: db.is_some(),
+        vulnerability_data: !matches.ecosystems.is_empty(),
+        ecosystems: matches.ecosystems,
     };
     Ok(ScanReport {
         target: target.to_string(),
@@ -121,7 +127,7 @@ impl ScanReport {
             if s.vulnerability_data {
                 ""
             } else {
-                " (no vulnerability data: run `kiln vulndb import`)"
+                " (no vulnerability data for this release: run `kiln vulndb import`)"
             },
             s.secrets,
             s.hygiene,
@@ -192,7 +198,7 @@ impl ScanReport {
                 "ruleId": f.vulnerability,
                 "level": level,
                 "message": {"text": format!("{} {} ({}) is {}{fix}; severity {}", f.package, f.installed, f.binaries.join(", "), f.verdict.as_str(), f.severity.as_str())},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": "var/lib/dpkg/status"}}}],
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": self.sbom.database}}}],
             }));
         }
         json!({

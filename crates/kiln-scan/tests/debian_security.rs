@@ -47,7 +47,9 @@ fn tracker_verdicts_equal_dpkg_computed_ones() {
     );
 
     let sbom = Sbom::of_tree(&fixtures().join("rootfs")).unwrap();
-    let found = match_sbom(&sbom, &db).unwrap();
+    let matched = match_sbom(&sbom, &db).unwrap();
+    assert_eq!(matched.ecosystems, ["Debian:12"]);
+    let found = matched.findings;
     let got: BTreeMap<(String, String), (String, String, String)> = found
         .iter()
         .map(|f| {
@@ -86,7 +88,7 @@ fn osv_advisories_match_bookworm_ranges_only() {
     let c = db.import(&fixtures().join("osv"), 0).unwrap();
     assert_eq!(c.files, 13);
     let sbom = Sbom::of_tree(&fixtures().join("rootfs")).unwrap();
-    let found = match_sbom(&sbom, &db).unwrap();
+    let found = match_sbom(&sbom, &db).unwrap().findings;
     assert!(!found.is_empty());
     let want = expected();
     for f in &found {

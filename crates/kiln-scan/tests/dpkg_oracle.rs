@@ -2,53 +2,13 @@
 //! database and archive lists, their near neighbours, and random ones) compared by
 //! `dpkg --compare-versions` and by `DebVersion`, which must agree on every pair.
 
+mod common;
+
 use std::cmp::Ordering;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use common::{Rng, host_versions, pipe_through};
 use kiln_scan::DebVersion;
-
-/// xorshift64*: deterministic, so a disagreement reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, s: &'a [&'a str]) -> &'a str {
-        s[self.below(s.len())]
-    }
-}
-
-fn real_versions() -> Vec<String> {
-    let mut out = Vec::new();
-    let mut files = vec![std::path::PathBuf::from("/var/lib/dpkg/status")];
-    if let Ok(rd) = std::fs::read_dir("/var/lib/apt/lists") {
-        files.extend(
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with("_Packages")),
-        );
-    }
-    for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        out.extend(
-            text.lines()
-                .filter_map(|l| l.strip_prefix("Version: "))
-                .map(|v| v.trim().to_string()),
-        );
-    }
-    out.sort();
-    out.dedup();
-    out
-}
 
 fn random_version(r: &mut Rng) -> String {
     let parts = [
@@ -94,7 +54,7 @@ fn agrees_with_dpkg_on_10000_pairs() {
     if Command::new("dpkg").arg("--version").output().is_err() {
         panic!("dpkg is required for this test (Debian build host)");
     }
-    let real = real_versions();
+    let real = host_versions();
     assert!(
         real.len() > 100,
         "expected the host's package versions, found {}",
@@ -126,32 +86,24 @@ fn agrees_with_dpkg_on_10000_pairs() {
     }
 
     // One shell reads every pair, so 10,000 comparisons cost one spawn of sh and dpkg per pair.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(r#"while read -r a b; do if dpkg --compare-versions "$a" lt "$b" 2>/dev/null; then echo lt; elif dpkg --compare-versions "$a" eq "$b" 2>/dev/null; then echo eq; else echo gt; fi; done"#)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
     let mut input = String::new();
     for (a, b) in &pairs {
         input.push_str(&format!("{a} {b}\n"));
     }
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    let answers: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    let answers = pipe_through(
+        Command::new("sh").arg("-c").arg(r#"while read -r a b; do if dpkg --compare-versions "$a" lt "$b" 2>/dev/null; then echo lt; elif dpkg --compare-versions "$a" eq "$b" 2>/dev/null; then echo eq; else echo gt; fi; done"#),
+        input,
+    );
     assert_eq!(answers.len(), pairs.len());
 
     let mut disagreements = Vec::new();
     let mut seen = [0usize; 3];
-    for ((a, b), want) in pairs.iter().zip(answers) {
+    for ((a, b), want) in pairs.iter().zip(&answers) {
         let ours = DebVersion::parse(a)
             .unwrap()
             .cmp(&DebVersion::parse(b).unwrap());
         seen[(ours as i8 + 1) as usize] += 1;
-        let theirs = match want {
+        let theirs = match want.as_str() {
             "lt" => Ordering::Less,
             "eq" => Ordering::Equal,
             _ => Ordering::Greater,

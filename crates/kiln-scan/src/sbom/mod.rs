@@ -70,6 +70,8 @@ impl Package {
 #[derive(Debug, Clone, Serialize)]
 pub struct Sbom {
     pub os: OsRelease,
+    /// The package database read, relative to the image root (SARIF points findings at it).
+    pub database: String,
     pub packages: Vec<Package>,
 }
 
@@ -77,21 +79,28 @@ impl Sbom {
     /// Reads the SBOM of the image tree at `root`.
     pub fn of_tree(root: &Path) -> Result<Sbom, ScanError> {
         let os = OsRelease::of_tree(root)?;
-        let mut packages = match os.family() {
-            Family::Debian => dpkg::read(root)?,
+        let (database, mut packages) = match os.family() {
+            Family::Debian => (dpkg::STATUS.to_string(), dpkg::read(root)?),
             Family::Rpm => rpmdb::read(root)?,
-            Family::Alpine => apk::read(root)?,
+            Family::Alpine => (apk::INSTALLED.to_string(), apk::read(root)?),
             Family::Unknown => {
                 // Not a family we know by name: take whichever database the tree has.
-                let mut p = dpkg::read(root).unwrap_or_default();
-                p.extend(rpmdb::read(root).unwrap_or_default());
-                p.extend(apk::read(root).unwrap_or_default());
-                p
+                if let Ok(p) = dpkg::read(root) {
+                    (dpkg::STATUS.to_string(), p)
+                } else if let Ok(found) = rpmdb::read(root) {
+                    found
+                } else {
+                    (apk::INSTALLED.to_string(), apk::read(root)?)
+                }
             }
         };
         packages
             .sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
-        Ok(Sbom { os, packages })
+        Ok(Sbom {
+            os,
+            database,
+            packages,
+        })
     }
 }
 

@@ -28,11 +28,12 @@ const TYPE_STRING: u32 = 6;
 const TYPE_STRING_ARRAY: u32 = 8;
 const TYPE_I18NSTRING: u32 = 9;
 
-pub fn read(root: &Path) -> Result<Vec<Package>, ScanError> {
+/// The packages of the image at `root`, and which database path held them.
+pub fn read(root: &Path) -> Result<(String, Vec<Package>), ScanError> {
     for rel in DB_PATHS {
         let p = crate::root::resolve(root, Path::new(rel)).map_err(ScanError::io(rel))?;
         if p.is_file() {
-            return read_db(&p);
+            return Ok((rel.to_string(), read_db(&p)?));
         }
     }
     Err(ScanError::Invalid(format!(

@@ -94,10 +94,26 @@ fn judge(kind: Kind, installed: &str, a: &Affected) -> Option<(Verdict, Option<S
     best
 }
 
-/// Every verdict for the image's packages, sorted by package then vulnerability. Records whose
-/// versions do not parse are skipped (and logged).
-pub fn match_sbom(sbom: &Sbom, db: &VulnDb) -> Result<Vec<Finding>, ScanError> {
-    let ecosystem = sbom.os.osv_ecosystem();
+/// The verdicts for one image, and which of the index's ecosystems spoke for it.
+#[derive(Debug, Clone, Default)]
+pub struct Matches {
+    /// Sorted by package then vulnerability.
+    pub findings: Vec<Finding>,
+    /// The index's ecosystems that apply to the image's release. Empty means the index knows
+    /// nothing about this release, so "no findings" proves nothing.
+    pub ecosystems: Vec<String>,
+}
+
+/// Every verdict for the image's packages. Records whose versions do not parse are skipped (and
+/// logged).
+pub fn match_sbom(sbom: &Sbom, db: &VulnDb) -> Result<Matches, ScanError> {
+    let wanted = sbom.os.osv_ecosystems();
+    let ecosystems: Vec<String> = db
+        .stats()?
+        .into_iter()
+        .map(|(e, _)| e)
+        .filter(|e| wanted.iter().any(|w| w.matches(e)))
+        .collect();
     let family = sbom.os.family();
     // (name the data uses, installed version) → binaries
     let mut subjects: BTreeMap<(String, String, Kind), Vec<String>> = BTreeMap::new();
@@ -119,16 +135,20 @@ pub fn match_sbom(sbom: &Sbom, db: &VulnDb) -> Result<Vec<Finding>, ScanError> {
                 .push(p.name.clone());
         }
     }
-    let Some(ecosystem) = ecosystem else {
-        tracing::warn!(os = %sbom.os.id, "no vulnerability ecosystem known for this OS: nothing matched");
-        return Ok(Vec::new());
-    };
+    if ecosystems.is_empty() {
+        tracing::warn!(os = %sbom.os.distro(), "the vulnerability index has no data for this release: nothing matched");
+        return Ok(Matches::default());
+    }
     let mut out = Vec::new();
     for ((name, installed, kind), mut binaries) in subjects {
         binaries.sort();
         binaries.dedup();
         let mut per_vuln: BTreeMap<String, Finding> = BTreeMap::new();
-        for a in db.affecting(&ecosystem, &name)? {
+        let mut records = Vec::new();
+        for e in &ecosystems {
+            records.extend(db.affecting(e, &name)?);
+        }
+        for a in records {
             let Some((verdict, fixed)) = judge(kind, &installed, &a) else {
                 tracing::warn!(record = %a.record, package = %name, "unparseable version in record: skipped");
                 continue;
@@ -169,7 +189,10 @@ pub fn match_sbom(sbom: &Sbom, db: &VulnDb) -> Result<Vec<Finding>, ScanError> {
         }
         out.extend(per_vuln.into_values());
     }
-    Ok(out)
+    Ok(Matches {
+        findings: out,
+        ecosystems,
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub mod tracker;
 use serde::{Deserialize, Serialize};
 
 pub use db::{ImportCounts, VulnDb};
-pub use matcher::{Finding, Verdict, match_sbom};
+pub use matcher::{Finding, Matches, Verdict, match_sbom};
 pub use severity::Severity;
 
 /// One range of affected versions: from `introduced` (inclusive; `"0"` = every version) up to
