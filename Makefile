@@ -9,7 +9,8 @@ export CARGO_TARGET_DIR ?= /var/cache/kiln/target
 CARGO ?= cargo
 KILN := $(CARGO_TARGET_DIR)/debug/kiln
 FACTORY ?= examples/factory
-FUZZ_SECONDS ?= 30
+# Seconds per fuzz target (four targets) in `make test`.
+FUZZ_SECONDS ?= 20
 
 .PHONY: all deps demo test test-cache check fmt clippy unit bench fuzz fuzz-smoke stress
 
