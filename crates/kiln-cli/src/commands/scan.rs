@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use kiln_scan::Sbom;
 use kiln_scan::sbom::{DocMeta, cyclonedx, spdx};
 use kiln_scan::vuln::VulnDb;
 
@@ -27,11 +28,9 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub fn run(factory: Option<&Path>, args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    if !args.path.exists() {
-        bail!("{} does not exist", args.path.display());
-    }
-    let db = match db_path(factory, &args.db) {
+/// The vulnerability index `kiln scan` matches against; `None` (with a note) when there is none.
+fn open_db(factory: Option<&Path>, args: &ScanArgs) -> anyhow::Result<Option<VulnDb>> {
+    Ok(match db_path(factory, &args.db) {
         Some(p) if p.exists() => Some(VulnDb::open_existing(&p)?),
         Some(p) if args.db.vulndb.is_some() => {
             bail!(
@@ -46,6 +45,20 @@ pub fn run(factory: Option<&Path>, args: &ScanArgs) -> anyhow::Result<ExitCode> 
             );
             None
         }
+    })
+}
+
+pub fn run(factory: Option<&Path>, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    if !args.path.exists() {
+        bail!("{} does not exist", args.path.display());
+    }
+    // An SBOM document needs the package database only: no secret walk, no vulnerability index.
+    let sbom_only = matches!(args.format, ScanFormat::Cyclonedx | ScanFormat::Spdx);
+    // Opened before any extraction, so a wrong --vulndb fails at once.
+    let db = if sbom_only {
+        None
+    } else {
+        open_db(factory, args)?
     };
     let extracted;
     let (root, sha256) = if args.path.is_dir() {
@@ -57,15 +70,12 @@ pub fn run(factory: Option<&Path>, args: &ScanArgs) -> anyhow::Result<ExitCode> 
         );
         extracted = kiln_scan::disk::extract(&args.path)?;
         // Only the SBOM documents carry the disk's digest; hashing gigabytes is not free.
-        let sbom = matches!(args.format, ScanFormat::Cyclonedx | ScanFormat::Spdx);
-        let digest = sbom
+        let digest = sbom_only
             .then(|| kiln_build::hash::sha256_file(&args.path).ok())
             .flatten();
         (extracted.root(), digest)
     };
     let target = args.path.display().to_string();
-    let report = kiln_scan::scan_tree(&root, &target, db.as_ref())
-        .with_context(|| format!("scanning {target}"))?;
     let meta = DocMeta {
         name: args.name.clone().unwrap_or_else(|| {
             args.path
@@ -76,15 +86,20 @@ pub fn run(factory: Option<&Path>, args: &ScanArgs) -> anyhow::Result<ExitCode> 
         created: kiln_scan::sbom::timestamp(now()),
         sha256,
     };
-    let text = match args.format {
-        ScanFormat::Text => report.to_text(),
-        ScanFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
-        ScanFormat::Sarif => serde_json::to_string_pretty(&report.to_sarif())? + "\n",
-        ScanFormat::Cyclonedx => {
-            serde_json::to_string_pretty(&cyclonedx::document(&report.sbom, &meta))? + "\n"
-        }
-        ScanFormat::Spdx => {
-            serde_json::to_string_pretty(&spdx::document(&report.sbom, &meta))? + "\n"
+    let text = if sbom_only {
+        let sbom = Sbom::of_tree(&root).with_context(|| format!("reading the SBOM of {target}"))?;
+        let doc = match args.format {
+            ScanFormat::Spdx => spdx::document(&sbom, &meta),
+            _ => cyclonedx::document(&sbom, &meta),
+        };
+        serde_json::to_string_pretty(&doc)? + "\n"
+    } else {
+        let report = kiln_scan::scan_tree(&root, &target, db.as_ref())
+            .with_context(|| format!("scanning {target}"))?;
+        match args.format {
+            ScanFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+            ScanFormat::Sarif => serde_json::to_string_pretty(&report.to_sarif())? + "\n",
+            _ => report.to_text(),
         }
     };
     match &args.output {
