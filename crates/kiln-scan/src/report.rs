@@ -175,11 +175,16 @@ impl ScanReport {
             if let Some(o) = f.offset {
                 region["byteOffset"] = json!(o);
             }
+            let mut location = json!({"artifactLocation": {"uri": f.path.trim_start_matches('/')}});
+            // SARIF wants a region to say something: a whole-file finding has none.
+            if region != json!({}) {
+                location["region"] = region;
+            }
             results.push(json!({
                 "ruleId": f.rule,
                 "level": if f.category == Category::Secret { "error" } else { "warning" },
                 "message": {"text": format!("{}: {}", f.description, f.excerpt)},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path.trim_start_matches('/')}, "region": region}}],
+                "locations": [{"physicalLocation": location}],
             }));
         }
         for f in &self.vulnerabilities {
