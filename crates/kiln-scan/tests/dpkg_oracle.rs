@@ -7,31 +7,18 @@ mod common;
 use std::cmp::Ordering;
 use std::process::Command;
 
-use common::{Rng, host_versions, pipe_through};
+use common::{Grammar, Rng, host_versions, pipe_through, random_version, version_pairs};
 use kiln_scan::DebVersion;
 
-fn random_version(r: &mut Rng) -> String {
-    let parts = [
+const GRAMMAR: Grammar = Grammar {
+    epochs: &["0:", "1:", "2:", "10:", "00:"],
+    starts: &["0", "1", "2", "10", "3", "a"],
+    parts: &[
         "0", "1", "2", "9", "10", "01", "00", "a", "b", "z", "A", ".", "+", "~", "~~", "rc",
         "deb12u", "+b",
-    ];
-    let mut s = String::new();
-    if r.below(4) == 0 {
-        s.push_str(r.pick(&["0:", "1:", "2:", "10:", "00:"]));
-    }
-    s.push_str(r.pick(&["0", "1", "2", "10", "3"]));
-    for _ in 0..r.below(6) {
-        s.push_str(r.pick(&parts));
-    }
-    if r.below(2) == 0 {
-        s.push('-');
-        s.push_str(r.pick(&["0", "1", "2", "10", "a"]));
-        for _ in 0..r.below(4) {
-            s.push_str(r.pick(&parts));
-        }
-    }
-    s
-}
+    ],
+    max_parts: 6,
+};
 
 /// A version close to `v`: the pairs where ordering bugs hide.
 fn neighbour(r: &mut Rng, v: &str) -> String {
@@ -61,29 +48,14 @@ fn agrees_with_dpkg_on_10000_pairs() {
         real.len()
     );
     let mut r = Rng(0x6b69_6c6e_2024);
-    let mut pairs = Vec::new();
-    while pairs.len() < 10_500 {
-        let (a, b) = match r.below(4) {
-            0 => (
-                real[r.below(real.len())].clone(),
-                real[r.below(real.len())].clone(),
-            ),
-            1 => {
-                let a = real[r.below(real.len())].clone();
-                let b = neighbour(&mut r, &a);
-                (a, b)
-            }
-            2 => {
-                let a = random_version(&mut r);
-                let b = neighbour(&mut r, &a);
-                (a, b)
-            }
-            _ => (random_version(&mut r), random_version(&mut r)),
-        };
-        if DebVersion::parse(&a).is_ok() && DebVersion::parse(&b).is_ok() {
-            pairs.push((a, b));
-        }
-    }
+    let pairs = version_pairs(
+        &mut r,
+        &real,
+        10_500,
+        |r| random_version(r, &GRAMMAR),
+        neighbour,
+        |a, b| DebVersion::parse(a).is_ok() && DebVersion::parse(b).is_ok(),
+    );
 
     // One shell reads every pair, so 10,000 comparisons cost one spawn of sh and dpkg per pair.
     let mut input = String::new();

@@ -9,6 +9,7 @@ use std::process::Command;
 use kiln_scan::sbom::{Kind, purl};
 use kiln_scan::vuln::{Verdict, VulnDb, match_sbom};
 use kiln_scan::{Package, Sbom};
+use serde_json::json;
 
 const DEMO_SPEC: &str = r#"Name:           kiln-demo
 Epoch:          3
@@ -154,8 +155,32 @@ fn ours(packages: &[Package]) -> Vec<[String; 6]> {
     rows
 }
 
-fn import(db: &mut VulnDb, dir: &Path, name: &str, record: serde_json::Value) {
-    let path = dir.join(name);
+/// A CVSS v3.1 vector scoring 9.8.
+const CRITICAL: &str = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H";
+
+/// Imports an OSV record saying `name` in `ecosystem` is fixed in `fixed`; `upstream` names
+/// the CVE it is about (else the record's id is the vulnerability).
+fn import_fix(
+    db: &mut VulnDb,
+    dir: &Path,
+    id: &str,
+    upstream: &[&str],
+    ecosystem: &str,
+    name: &str,
+    fixed: &str,
+) {
+    let events = [json!({"introduced": "0"}), json!({"fixed": fixed})];
+    let record = json!({
+        "id": id,
+        "modified": "2025-01-01T00:00:00Z",
+        "upstream": upstream,
+        "affected": [{
+            "package": {"ecosystem": ecosystem, "name": name},
+            "ranges": [{"type": "ECOSYSTEM", "events": events}],
+        }],
+        "severity": [{"type": "CVSS_V3", "score": CRITICAL}],
+    });
+    let path = dir.join(format!("{id}.json"));
     std::fs::write(&path, record.to_string()).unwrap();
     db.import(&path, 0).unwrap();
 }
@@ -199,60 +224,44 @@ fn rhel_packages_match_every_red_hat_stream_of_their_release() {
     let root = rpm_root(work.path(), "/var/lib/rpm");
     let sbom = Sbom::of_tree(&root).unwrap();
     let mut db = VulnDb::open(&work.path().join("vulndb.sqlite")).unwrap();
-    let rec = |id: &str, eco: &str, name: &str, fixed: &str| {
-        serde_json::json!({
-            "id": id, "modified": "2025-01-01T00:00:00Z", "upstream": [format!("CVE-{id}")],
-            "affected": [{"package": {"ecosystem": eco, "name": name},
-                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}],
-            "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]
-        })
-    };
     // Fixed in a newer release on baseos: the tilde version is older than the final one.
-    import(
+    import_fix(
         &mut db,
         work.path(),
-        "a.json",
-        rec(
-            "RHSA-1",
-            "Red Hat:enterprise_linux:9::baseos",
-            "kiln-demo",
-            "3:1.2.3-1.el9",
-        ),
+        "RHSA-1",
+        &["CVE-RHSA-1"],
+        "Red Hat:enterprise_linux:9::baseos",
+        "kiln-demo",
+        "3:1.2.3-1.el9",
     );
     // Already fixed (appstream stream, explicit zero epoch as Red Hat writes it).
-    import(
+    import_fix(
         &mut db,
         work.path(),
-        "b.json",
-        rec(
-            "RHSA-2",
-            "Red Hat:enterprise_linux:9::appstream",
-            "kiln-plain",
-            "0:0.9-1",
-        ),
+        "RHSA-2",
+        &["CVE-RHSA-2"],
+        "Red Hat:enterprise_linux:9::appstream",
+        "kiln-plain",
+        "0:0.9-1",
     );
     // The same package on RHEL 8 and on an EUS stream: not this image's release.
-    import(
+    import_fix(
         &mut db,
         work.path(),
-        "c.json",
-        rec(
-            "RHSA-3",
-            "Red Hat:enterprise_linux:8::baseos",
-            "kiln-plain",
-            "0:1.0-1",
-        ),
+        "RHSA-3",
+        &["CVE-RHSA-3"],
+        "Red Hat:enterprise_linux:8::baseos",
+        "kiln-plain",
+        "0:1.0-1",
     );
-    import(
+    import_fix(
         &mut db,
         work.path(),
-        "d.json",
-        rec(
-            "RHSA-4",
-            "Red Hat:rhel_eus:9.2::baseos",
-            "kiln-plain",
-            "0:1.0-1",
-        ),
+        "RHSA-4",
+        &["CVE-RHSA-4"],
+        "Red Hat:rhel_eus:9.2::baseos",
+        "kiln-plain",
+        "0:1.0-1",
     );
     let m = match_sbom(&sbom, &db).unwrap();
     assert_eq!(
@@ -395,33 +404,35 @@ fn apk_installed_parsed_and_matched_by_origin() {
     );
 
     let mut db = VulnDb::open(&work.path().join("vulndb.sqlite")).unwrap();
-    let rec = |id: &str, eco: &str, name: &str, fixed: &str| {
-        serde_json::json!({
-            "id": id, "modified": "2025-01-01T00:00:00Z",
-            "affected": [{"package": {"ecosystem": eco, "name": name},
-                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]
-        })
-    };
     // OSV's Alpine names are origins (source packages): openssl reaches libcrypto3.
-    import(
+    import_fix(
         &mut db,
         work.path(),
-        "a.json",
-        rec("CVE-2024-0727", "Alpine:v3.19", "openssl", "3.1.4-r6"),
+        "CVE-2024-0727",
+        &[],
+        "Alpine:v3.19",
+        "openssl",
+        "3.1.4-r6",
     );
     // _git sorts after the plain version in apk: 1.2.4_git… is newer than 1.2.4-r3.
-    import(
+    import_fix(
         &mut db,
         work.path(),
-        "b.json",
-        rec("CVE-2025-1", "Alpine:v3.19", "musl", "1.2.4-r3"),
+        "CVE-2025-1",
+        &[],
+        "Alpine:v3.19",
+        "musl",
+        "1.2.4-r3",
     );
     // Another branch's record does not apply.
-    import(
+    import_fix(
         &mut db,
         work.path(),
-        "c.json",
-        rec("CVE-2025-2", "Alpine:v3.18", "musl", "1.2.5-r0"),
+        "CVE-2025-2",
+        &[],
+        "Alpine:v3.18",
+        "musl",
+        "1.2.5-r0",
     );
     let m = match_sbom(&sbom, &db).unwrap();
     assert_eq!(m.ecosystems, ["Alpine:v3.19"]);

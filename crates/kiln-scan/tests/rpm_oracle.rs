@@ -8,7 +8,7 @@ mod common;
 use std::cmp::Ordering;
 use std::process::Command;
 
-use common::{Rng, host_versions, pipe_through};
+use common::{Grammar, Rng, host_versions, pipe_through, random_version, version_pairs};
 use kiln_scan::version::rpm;
 
 /// EVRs as RHEL 9, its clones and Fedora ship them (module builds, `el9_4.1` z-stream
@@ -56,28 +56,15 @@ const RPM_REAL: &[&str] = &[
     "20230731-1.git94c3fc1b.el9",
 ];
 
-fn random_version(r: &mut Rng) -> String {
-    let parts = [
+const GRAMMAR: Grammar = Grammar {
+    epochs: &["0:", "1:", "2:", "10:", "00:", ":", "a:"],
+    starts: &["0", "1", "2", "10", "3", "a"],
+    parts: &[
         "0", "1", "2", "9", "10", "01", "00", "007", "a", "b", "z", "A", "Z", ".", "_", "+", "~",
         "~~", "^", "^^", "rc", "el9", "el9_4", "fc40", "git", "α", "..", "-",
-    ];
-    let mut s = String::new();
-    if r.below(4) == 0 {
-        s.push_str(r.pick(&["0:", "1:", "2:", "10:", "00:", ":", "a:"]));
-    }
-    s.push_str(r.pick(&["0", "1", "2", "10", "3", "a"]));
-    for _ in 0..r.below(7) {
-        s.push_str(r.pick(&parts));
-    }
-    if r.below(2) == 0 {
-        s.push('-');
-        s.push_str(r.pick(&["0", "1", "2", "10", "a"]));
-        for _ in 0..r.below(4) {
-            s.push_str(r.pick(&parts));
-        }
-    }
-    s
-}
+    ],
+    max_parts: 7,
+};
 
 /// A version close to `v`: the pairs where ordering bugs hide.
 fn neighbour(r: &mut Rng, v: &str) -> String {
@@ -123,27 +110,14 @@ fn agrees_with_rpm_on_10000_pairs() {
     for _ in 0..400 {
         real.push(host[r.below(host.len())].clone());
     }
-    let mut pairs = Vec::new();
-    while pairs.len() < 10_500 {
-        let (a, b) = match r.below(5) {
-            0 => (
-                real[r.below(real.len())].clone(),
-                real[r.below(real.len())].clone(),
-            ),
-            1 | 2 => {
-                let a = real[r.below(real.len())].clone();
-                let b = neighbour(&mut r, &a);
-                (a, b)
-            }
-            3 => {
-                let a = random_version(&mut r);
-                let b = neighbour(&mut r, &a);
-                (a, b)
-            }
-            _ => (random_version(&mut r), random_version(&mut r)),
-        };
-        pairs.push((a, b));
-    }
+    let pairs = version_pairs(
+        &mut r,
+        &real,
+        10_500,
+        |r| random_version(r, &GRAMMAR),
+        neighbour,
+        |_, _| true,
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let (script, input) = (dir.path().join("oracle.lua"), dir.path().join("pairs.tsv"));

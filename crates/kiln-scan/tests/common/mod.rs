@@ -67,3 +67,71 @@ pub fn pipe_through(cmd: &mut Command, input: String) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// What a package manager's version strings are made of, for generating random ones.
+pub struct Grammar<'a> {
+    /// Epoch prefixes (one version in four gets one).
+    pub epochs: &'a [&'a str],
+    /// What a version (and a revision) starts with.
+    pub starts: &'a [&'a str],
+    /// Pieces appended after the start.
+    pub parts: &'a [&'a str],
+    /// At most this many pieces in the upstream part.
+    pub max_parts: usize,
+}
+
+/// A random `[epoch]start{parts}[-start{parts}]` string of the grammar.
+pub fn random_version(r: &mut Rng, g: &Grammar) -> String {
+    let mut s = String::new();
+    if r.below(4) == 0 {
+        s.push_str(r.pick(g.epochs));
+    }
+    s.push_str(r.pick(g.starts));
+    for _ in 0..r.below(g.max_parts) {
+        s.push_str(r.pick(g.parts));
+    }
+    if r.below(2) == 0 {
+        s.push('-');
+        s.push_str(r.pick(g.starts));
+        for _ in 0..r.below(4) {
+            s.push_str(r.pick(g.parts));
+        }
+    }
+    s
+}
+
+/// `n` pairs, a quarter each: two real versions, a real one and a near neighbour, a random one
+/// and a neighbour, two random ones. Pairs `accept` refuses are drawn again.
+pub fn version_pairs(
+    r: &mut Rng,
+    real: &[String],
+    n: usize,
+    random: impl Fn(&mut Rng) -> String,
+    neighbour: impl Fn(&mut Rng, &str) -> String,
+    accept: impl Fn(&str, &str) -> bool,
+) -> Vec<(String, String)> {
+    let mut pairs = Vec::with_capacity(n);
+    while pairs.len() < n {
+        let (a, b) = match r.below(4) {
+            0 => (
+                real[r.below(real.len())].clone(),
+                real[r.below(real.len())].clone(),
+            ),
+            1 => {
+                let a = real[r.below(real.len())].clone();
+                let b = neighbour(r, &a);
+                (a, b)
+            }
+            2 => {
+                let a = random(r);
+                let b = neighbour(r, &a);
+                (a, b)
+            }
+            _ => (random(r), random(r)),
+        };
+        if accept(&a, &b) {
+            pairs.push((a, b));
+        }
+    }
+    pairs
+}
