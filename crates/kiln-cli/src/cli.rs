@@ -166,6 +166,85 @@ pub enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+    /// Serve the registry over HTTP: the /v1 API, Terraform state per channel, the run task,
+    /// /metrics and the web UI.
+    Serve(ServeArgs),
+    /// API tokens for `kiln serve` (the secret is shown once, only its hash is kept).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check a Terraform plan (`terraform show -json plan.out > plan.json`): fails when a
+    /// resource created or updated uses an image id that is revoked or not in the registry.
+    CheckPlan(CheckPlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "KILN_LISTEN")]
+    pub listen: String,
+    /// Serve reads (API GETs, Terraform state, UI) without a token.
+    #[arg(long, env = "KILN_ANONYMOUS_READ")]
+    pub anonymous_read: bool,
+    /// The HMAC key HCP Terraform signs run task requests with (X-TFC-Task-Signature).
+    #[arg(long, env = "KILN_RUNTASK_HMAC_KEY", hide_env_values = true)]
+    pub runtask_hmac_key: Option<String>,
+    #[command(flatten)]
+    pub untracked: UntrackedArg,
+}
+
+#[derive(Debug, Args)]
+pub struct UntrackedArg {
+    /// What an image id the registry does not know does to a plan check.
+    #[arg(long, value_enum, default_value_t = UntrackedMode::Fail, env = "KILN_UNTRACKED")]
+    pub untracked: UntrackedMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UntrackedMode {
+    Fail,
+    Warn,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckPlanArgs {
+    /// The plan as JSON (`terraform show -json`).
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub untracked: UntrackedArg,
+    #[command(flatten)]
+    pub out: RegistryOut,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints its secret once.
+    Create {
+        name: String,
+        /// admin, platform, security, ci or consumer.
+        #[arg(long)]
+        role: String,
+        /// Lifetime, e.g. 90d or 12h (default: no expiry).
+        #[arg(long, value_name = "AGE")]
+        expires: Option<String>,
+        /// Name recorded in the audit log as the creator (default: $USER). Whoever can write
+        /// the registry file manages tokens, so the local CLI acts as admin.
+        #[arg(long, env = "KILN_ACTOR")]
+        actor: Option<String>,
+    },
+    /// Tokens with role, creator, expiry and revocation (never secrets).
+    List {
+        #[command(flatten)]
+        out: RegistryOut,
+    },
+    /// Revoke a token by name: it stops working at once.
+    Revoke {
+        name: String,
+        /// Name recorded in the audit log (default: $USER).
+        #[arg(long, env = "KILN_ACTOR")]
+        actor: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,28 @@ pub struct Evidence {
     pub approvals: Vec<String>,
 }
 
+/// The rules of `channel`'s policy (if it has one) that `version` does not meet, from what the
+/// registry recorded: what `kiln promote` and the API's channel assignment both check.
+pub fn unmet_for(
+    r: &mut kiln_registry::Registry,
+    policies: &std::collections::BTreeMap<kiln_spec::ChannelName, Policy>,
+    version: &str,
+    channel: &str,
+) -> Result<Vec<String>, kiln_registry::RegistryError> {
+    let Some(policy) = kiln_spec::ChannelName::new(channel)
+        .ok()
+        .and_then(|c| policies.get(&c))
+    else {
+        return Ok(Vec::new());
+    };
+    let evidence = Evidence {
+        test_report: r.report(version, "test")?,
+        scan_report: r.report(version, "scan")?,
+        approvals: r.approval_roles(version)?,
+    };
+    Ok(unmet(policy, &evidence))
+}
+
 /// Every rule of `policy` the evidence does not meet, in words; empty means the version may enter.
 pub fn unmet(policy: &Policy, e: &Evidence) -> Vec<String> {
     let mut out = Vec::new();

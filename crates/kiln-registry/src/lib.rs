@@ -15,9 +15,11 @@ pub mod model;
 pub mod ops;
 pub mod outbox;
 pub mod retention;
+pub mod tokens;
 
 pub use error::{RegistryError, Result};
 pub use model::*;
 pub use ops::{LATEST, Registry};
 pub use outbox::{Delivery, NewDelivery};
 pub use retention::{Kept, ReapAction, ReapReport, Reaped};
+pub use tokens::{TOKEN_PREFIX, TokenInfo};

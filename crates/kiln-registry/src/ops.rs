@@ -36,7 +36,7 @@ fn not_found(what: &'static str, id: &str) -> RegistryError {
     }
 }
 
-fn valid_name(kind: &str, s: &str) -> Result<()> {
+pub(crate) fn valid_name(kind: &str, s: &str) -> Result<()> {
     let ok = !s.is_empty()
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase())
@@ -121,6 +121,20 @@ impl Registry {
             Ok(row.map(|(v, external_id, format, size, sha256)| {
                 (v, Artifact { platform: platform.into(), region: region.into(), external_id, format, size: size as u64, sha256 })
             }))
+        })
+    }
+
+    /// Every version holding an artifact with this external id (an AMI, a gallery image id, a
+    /// path): what a Terraform plan's image id is checked against.
+    pub fn versions_with_artifact(&mut self, external_id: &str) -> Result<Vec<Version>> {
+        self.read(|tx, now| {
+            let mut st = tx.prepare_cached(
+                "SELECT DISTINCT version FROM artifacts WHERE external_id = ?1 ORDER BY version",
+            )?;
+            let ids: Vec<String> = st
+                .query_map([external_id], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            ids.iter().map(|id| load_version(tx, id, now)).collect()
         })
     }
 

@@ -305,7 +305,7 @@ fn migrations_are_versioned_and_reopen_cleanly() {
     assert_eq!(tables, 1);
     assert_eq!(
         kiln_registry::db::schema_version(r.connection()).unwrap(),
-        4
+        5
     );
     assert_eq!(r.buckets().unwrap(), ["base"]);
 
@@ -328,7 +328,7 @@ fn migrations_are_versioned_and_reopen_cleanly() {
     let mut upgraded = Registry::open(&old).unwrap();
     assert_eq!(
         kiln_registry::db::schema_version(upgraded.connection()).unwrap(),
-        4
+        5
     );
     assert_eq!(upgraded.version("01OLD").unwrap().status, Status::Active);
     r.connection()

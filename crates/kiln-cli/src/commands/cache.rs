@@ -79,7 +79,7 @@ pub fn run(cmd: CacheCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn parse_age(s: &str) -> anyhow::Result<Duration> {
+pub(crate) fn parse_age(s: &str) -> anyhow::Result<Duration> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()

@@ -16,6 +16,7 @@ mod plan;
 mod reap;
 pub(crate) mod registry;
 mod scan;
+mod serve;
 mod test;
 mod validate;
 
@@ -37,6 +38,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => test::run(&args),
         Command::Scan(args) => scan::run(factory, &args),
         Command::Vulndb { command } => scan::vulndb(factory, command),
+        Command::Serve(args) => serve::run(factory, &args),
+        Command::Token { command } => serve::token(factory, command),
+        Command::CheckPlan(args) => serve::check_plan(factory, &args),
         other => {
             let changes = matches!(
                 other,

@@ -188,22 +188,12 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
             let mut r = open(factory)?;
             let id = resolve(&mut r, &bucket, &version)?;
             // The channel's policy first: refuse with every unmet rule.
-            if let Some(policy) = kiln_spec::ChannelName::new(&channel)
-                .ok()
-                .and_then(|c| f.policies.get(&c))
-            {
-                let evidence = kiln_pipeline::policy::Evidence {
-                    test_report: r.report(&id, "test")?,
-                    scan_report: r.report(&id, "scan")?,
-                    approvals: r.approval_roles(&id)?,
-                };
-                let unmet = kiln_pipeline::policy::unmet(policy, &evidence);
-                if !unmet.is_empty() {
-                    bail!(
-                        "{bucket}/{id} may not enter {channel}:\n  - {}",
-                        unmet.join("\n  - ")
-                    );
-                }
+            let unmet = kiln_pipeline::policy::unmet_for(&mut r, &f.policies, &id, &channel)?;
+            if !unmet.is_empty() {
+                bail!(
+                    "{bucket}/{id} may not enter {channel}:\n  - {}",
+                    unmet.join("\n  - ")
+                );
             }
             r.promote(&actor(&who)?, &bucket, &id, &channel, &reason)?;
             if out.format == ValidateFormat::Json {

@@ -1,0 +1,75 @@
+//! Registry connections for request handlers. A rusqlite connection serves one thread at a
+//! time, so each request borrows one from a small stack and gives it back; in WAL mode any
+//! number of them read concurrently while one writes.
+
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use kiln_registry::{Registry, RegistryError};
+
+#[derive(Debug)]
+pub struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Registry>>,
+}
+
+impl Pool {
+    /// Opens (and migrates) the registry once up front, so a bad path fails at start-up rather
+    /// than on the first request.
+    pub fn open(path: &Path) -> Result<Pool, RegistryError> {
+        let first = Registry::open(path)?;
+        Ok(Pool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(vec![first]),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn get(&self) -> Result<Conn<'_>, RegistryError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let reg = match idle {
+            Some(r) => r,
+            None => Registry::open(&self.path)?,
+        };
+        Ok(Conn {
+            pool: self,
+            reg: Some(reg),
+        })
+    }
+}
+
+/// A borrowed connection; returned to the pool when dropped.
+#[derive(Debug)]
+pub struct Conn<'a> {
+    pool: &'a Pool,
+    reg: Option<Registry>,
+}
+
+impl Deref for Conn<'_> {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        self.reg.as_ref().expect("present until drop")
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Registry {
+        self.reg.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.reg.take() {
+            let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            // Enough for every worker thread plus blocking mutations; more would only hold files.
+            if idle.len() < 16 {
+                idle.push(r);
+            }
+        }
+    }
+}
