@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the host packages Kiln needs, idempotently, on a Debian build machine.
 #
-#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, bench, scan-bench, fuzz
+#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, server, bench, scan-bench, fuzz
 #
 # Why backports: the machine's qemu-utils comes from <codename>-backports, and the stable
 # qemu-system-x86 conflicts with it, so the emulator, OVMF and mmdebstrap must come from backports
@@ -131,7 +131,15 @@ for group in "$@"; do
                python3 -m venv "$tools/venv"
                "$tools/venv/bin/pip" install -q detect-secrets
              fi ;;
+    server)  # The UI tests' browser, the load generator, and the OpenAPI validator.
+             install_pkgs chromium chromium-driver wrk python3-venv
+             venv=/var/cache/kiln/venv-server
+             if ! "$venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+               log "creating $venv (openapi-spec-validator)"
+               python3 -m venv "$venv"
+               "$venv/bin/pip" install -q openapi-spec-validator
+             fi ;;
     fuzz)    command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz ;;
-    *) log "unknown group '$group' (base, builder, scanner, bench, scan-bench, fuzz)"; exit 2 ;;
+    *) log "unknown group '$group' (base, builder, scanner, server, bench, scan-bench, fuzz)"; exit 2 ;;
   esac
 done
