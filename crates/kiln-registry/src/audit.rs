@@ -81,23 +81,26 @@ pub fn entries(conn: &Connection) -> Result<Vec<AuditEntry>> {
     entries_after(conn, 0, i64::MAX)
 }
 
+/// One row of `SELECT seq, at, actor, action, subject, detail, prev_hash, hash`.
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        subject: r.get(4)?,
+        detail: r.get(5)?,
+        prev_hash: r.get(6)?,
+        hash: r.get(7)?,
+    })
+}
+
 /// Entries after `seq`, oldest first, at most `limit`.
 pub fn entries_after(conn: &Connection, seq: i64, limit: i64) -> Result<Vec<AuditEntry>> {
     let mut st = conn.prepare(
         "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = st.query_map(params![seq, limit], |r| {
-        Ok(AuditEntry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            subject: r.get(4)?,
-            detail: r.get(5)?,
-            prev_hash: r.get(6)?,
-            hash: r.get(7)?,
-        })
-    })?;
+    let rows = st.query_map(params![seq, limit], row)?;
     Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
@@ -158,4 +161,17 @@ pub fn verify(conn: &Connection) -> Result<usize> {
         });
     }
     Ok(all.len())
+}
+
+impl crate::Registry {
+    /// Audit entries whose subject or detail mentions `needle` (a version id, a bucket), oldest
+    /// first: a version's trail for the UI.
+    pub fn audit_mentioning(&mut self, needle: &str, limit: usize) -> Result<Vec<AuditEntry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit
+             WHERE instr(subject, ?1) > 0 OR instr(detail, ?1) > 0 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![needle, limit as i64], row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
 }

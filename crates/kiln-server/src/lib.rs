@@ -12,6 +12,7 @@ pub mod plancheck;
 pub mod pool;
 pub mod runtask;
 pub mod terraform;
+pub mod ui;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -194,6 +195,11 @@ async fn openapi_json() -> axum::Json<serde_json::Value> {
 pub fn router(state: Arc<AppState>) -> Router {
     api()
         .router
+        .route("/", get(ui::index))
+        .route("/ui/buckets/{bucket}", get(ui::bucket))
+        .route("/ui/versions/{id}", get(ui::version))
+        .route("/ui/ancestry", get(ui::ancestry))
+        .route("/ui/revocations", get(ui::revocations))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

@@ -65,10 +65,28 @@ pub fn seed(r: &mut Registry) -> Seeded {
     }
     r.promote(&admin, "base", &base[2], "production", "seed")
         .unwrap();
+    // Reports in the shapes the pipeline stores: kiln-test's report, the scan stage's report,
+    // the CycloneDX document.
+    let results: Vec<_> = (0..86)
+        .map(|i| serde_json::json!({"id": format!("cis-{i}"), "status": "pass"}))
+        .collect();
+    let components: Vec<_> = (0..174)
+        .map(|i| serde_json::json!({"type": "library", "name": format!("p{i}"), "purl": format!("pkg:deb/debian/p{i}@1")}))
+        .collect();
     for (kind, body) in [
-        ("sbom", serde_json::json!({"packages": 174})),
-        ("scan", serde_json::json!({"summary": {"vulnerable": 0}})),
-        ("test", serde_json::json!({"passed": 86, "failed": 0})),
+        (
+            "sbom",
+            serde_json::json!({"bomFormat": "CycloneDX", "components": components}),
+        ),
+        (
+            "scan",
+            serde_json::json!({"summary": {"vulnerable": 0, "open": 1, "secrets": 0},
+                "vulnerabilities": [{"vulnerability": "CVE-2011-3374", "package": "apt", "verdict": "open", "severity": "negligible"}]}),
+        ),
+        (
+            "test",
+            serde_json::json!({"subject": "base", "accel": "tcg", "results": results}),
+        ),
     ] {
         r.attach_report(&admin, &base[2], kind, &body).unwrap();
     }
