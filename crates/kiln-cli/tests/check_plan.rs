@@ -141,3 +141,59 @@ fn tokens_from_the_cli() {
     let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
     assert_eq!(r.authenticate(secret).unwrap(), None);
 }
+
+/// `kiln serve` answers on its port, prints where, and exits cleanly on Ctrl-C (SIGINT).
+#[test]
+fn serve_answers_then_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let f = init_factory(dir.path());
+    let secret = ok(&kiln_in(
+        &f,
+        &["token", "create", "reader", "--role", "consumer"],
+    ));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--factory")
+        .arg(&f)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let body = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-H",
+            &format!("Authorization: Bearer {}", secret.trim()),
+        ])
+        .arg(format!("{url}/v1/buckets"))
+        .output()
+        .unwrap();
+    assert!(
+        body.status.success(),
+        "{}",
+        String::from_utf8_lossy(&body.stderr)
+    );
+    assert!(String::from_utf8_lossy(&body.stdout).contains("\"buckets\""));
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "kiln serve exits 0 after Ctrl-C: {status}"
+    );
+}

@@ -549,3 +549,45 @@ fn artifact_lookup_in_hcp_packer_shape() {
     );
     assert_eq!(b["version_id"], s.seeded.base[2]);
 }
+
+#[test]
+fn metrics_count_routes_versions_builds_and_revocations() {
+    let s = Server::start(Config::default());
+    let t = Some(s.token("consumer"));
+    for _ in 0..3 {
+        s.call(
+            "GET",
+            "/v1/buckets/base/channels/production/artifact?platform=aws&region=us-east-1",
+            t,
+            None,
+        );
+    }
+    s.call("GET", "/v1/buckets/nope", t, None);
+    let resp = ureq::get(&format!("{}/metrics", s.url))
+        .set("Authorization", &format!("Bearer {}", s.token("consumer")))
+        .call()
+        .unwrap();
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = resp.into_string().unwrap();
+    let has = |line: &str| assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    has(
+        r#"kiln_http_requests_total{method="GET",route="/v1/buckets/{bucket}/channels/{channel}/artifact",status="200"} 3"#,
+    );
+    has(r#"kiln_http_requests_total{method="GET",route="/v1/buckets/{bucket}",status="404"} 1"#);
+    has(
+        r#"kiln_http_request_duration_seconds_count{method="GET",route="/v1/buckets/{bucket}/channels/{channel}/artifact"} 3"#,
+    );
+    has(
+        r#"kiln_http_request_duration_seconds_bucket{method="GET",route="/v1/buckets/{bucket}/channels/{channel}/artifact",le="+Inf"} 3"#,
+    );
+    has(r#"kiln_versions{bucket="base",status="active"} 2"#);
+    has(r#"kiln_versions{bucket="base",status="revoked"} 1"#);
+    has(r#"kiln_versions{bucket="app",status="active"} 1"#);
+    has(r#"kiln_builds_total{bucket="base"} 3"#);
+    has("kiln_revocations_total 1");
+    assert!(text.contains("# TYPE kiln_http_request_duration_seconds histogram"));
+    assert!(text.ends_with('\n'));
+}

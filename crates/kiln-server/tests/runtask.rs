@@ -295,3 +295,38 @@ fn plan_check_on_the_fixtures() {
     assert_eq!(update.usages[0].verdict, V::Revoked);
     assert_eq!(update.usages[0].action, "update");
 }
+
+#[test]
+fn scheduled_revocations_warn_until_their_time_then_fail() {
+    let s = Server::start(Config::default());
+    let mut r = kiln_registry::Registry::open(&s.registry_path()).unwrap();
+    let sec = kiln_registry::Actor::new("sec", kiln_registry::Role::Security);
+    // web's image is scheduled for revocation two seconds from now.
+    let at = kiln_registry::clock::format_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 2_000,
+    );
+    r.revoke(&sec, &s.seeded.base[2], "end of life", Some(&at), false)
+        .unwrap();
+    let web = |r: &mut kiln_registry::Registry| {
+        let c =
+            kiln_server::plancheck::check(r, &plan("plan-create.json"), Untracked::Warn).unwrap();
+        let u = c
+            .usages
+            .iter()
+            .find(|u| u.address == "terraform_data.web")
+            .unwrap()
+            .clone();
+        (c.passed, u.verdict)
+    };
+    assert_eq!(web(&mut r), (true, V::RevocationScheduled));
+    std::thread::sleep(Duration::from_millis(2_200));
+    assert_eq!(
+        web(&mut r),
+        (false, V::Revoked),
+        "a scheduled time that has passed is a revocation"
+    );
+}
