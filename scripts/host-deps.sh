@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the host packages Kiln needs, idempotently, on a Debian build machine.
 #
-#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, server, bench, scan-bench, fuzz
+#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, server, publish, bench, scan-bench, fuzz
 #
 # Why backports: the machine's qemu-utils comes from <codename>-backports, and the stable
 # qemu-system-x86 conflicts with it, so the emulator, OVMF and mmdebstrap must come from backports
@@ -139,7 +139,16 @@ for group in "$@"; do
                python3 -m venv "$venv"
                "$venv/bin/pip" install -q openapi-spec-validator
              fi ;;
+    publish) # Local stand-ins for the clouds: moto (AWS), Azurite (Azure Storage), and the GCS
+             # emulator, for the publish tests.
+             install_pkgs python3-venv
+             venv=/var/cache/kiln/venv-publish
+             if ! "$venv/bin/python" -c 'import moto, gcp_storage_emulator' 2>/dev/null; then
+               log "creating $venv (moto[server], gcp-storage-emulator)"
+               python3 -m venv "$venv"
+               "$venv/bin/pip" install -q 'moto[server]' gcp-storage-emulator
+             fi ;;
     fuzz)    command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz ;;
-    *) log "unknown group '$group' (base, builder, scanner, server, bench, scan-bench, fuzz)"; exit 2 ;;
+    *) log "unknown group '$group' (base, builder, scanner, server, publish, bench, scan-bench, fuzz)"; exit 2 ;;
   esac
 done

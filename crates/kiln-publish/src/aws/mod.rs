@@ -1,0 +1,75 @@
+//! AWS: the raw disk goes up as an EBS snapshot through the EBS direct APIs (no S3 bucket, no
+//! VM Import role), then becomes an AMI. Clients come from the standard credential chain
+//! (environment, profile, web identity from CI's OIDC, instance role); an endpoint override
+//! points them at a local stand-in in tests.
+
+pub mod ebs;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_smithy_http_client::tls;
+
+/// Where and as whom to call AWS.
+#[derive(Debug, Clone, Default)]
+pub struct Conn {
+    pub region: String,
+    /// Another endpoint than AWS's (a test stand-in such as moto).
+    pub endpoint: Option<String>,
+    /// Fixed credentials (tests); `None` uses the standard chain.
+    pub static_credentials: Option<(String, String)>,
+}
+
+/// The SDK configuration for `conn`: rustls on ring for HTTPS.
+pub async fn sdk_config(conn: &Conn) -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .region(Region::new(conn.region.clone()));
+    if let Some(e) = &conn.endpoint {
+        loader = loader.endpoint_url(e);
+    }
+    if let Some((id, secret)) = &conn.static_credentials {
+        loader = loader.credentials_provider(aws_sdk_ebs::config::Credentials::new(
+            id,
+            secret,
+            None,
+            None,
+            "kiln-static",
+        ));
+    }
+    loader.load().await
+}
+
+/// The clients one region needs.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub ebs: aws_sdk_ebs::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+impl Clients {
+    pub async fn new(conn: &Conn) -> Clients {
+        let c = sdk_config(conn).await;
+        Clients {
+            ebs: aws_sdk_ebs::Client::new(&c),
+            ec2: aws_sdk_ec2::Client::new(&c),
+            ssm: aws_sdk_ssm::Client::new(&c),
+        }
+    }
+}
+
+/// An AWS error in one line: the service's code and message when there is one.
+pub fn describe<E: std::error::Error + 'static>(e: &E) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
