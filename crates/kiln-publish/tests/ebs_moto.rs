@@ -3,95 +3,18 @@
 //! GetSnapshotBlock reassembles the disk bit for bit; all-zero blocks are not sent; a re-run
 //! uploads nothing; an upload interrupted midway resumes with the blocks that are missing.
 
+mod common;
+
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
+use common::{Moto, disk, hex};
+use kiln_publish::aws::Clients;
 use kiln_publish::aws::ebs::{self, BLOCK, Upload};
-use kiln_publish::aws::{Clients, Conn};
 use sha2::{Digest, Sha256};
-
-const MOTO: &str = "/var/cache/kiln/venv-publish/bin/moto_server";
-
-/// moto on a free loopback port; killed when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(MOTO)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server: run scripts/host-deps.sh publish");
-        let url = format!("http://127.0.0.1:{port}");
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "moto did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Moto { child, url }
-    }
-
-    fn conn(&self) -> Conn {
-        Conn {
-            region: "us-east-1".into(),
-            endpoint: Some(self.url.clone()),
-            static_credentials: Some(("testing".into(), "testing".into())),
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A sparse disk of `mib` MiB (plus a partial tail) with data in a few places: first blocks
-/// (boot), a run in the middle, one byte near the end.
-fn disk(dir: &Path, mib: u64) -> (PathBuf, String, u64) {
-    let path = dir.join("disk.raw");
-    let size = mib * 1024 * 1024 + 4096;
-    let f = std::fs::File::create(&path).unwrap();
-    f.set_len(size).unwrap();
-    let mut seed = 0x6b69_6c6eu64;
-    let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect()
-    };
-    f.write_all_at(&noise(3 * BLOCK as usize / 2), 0).unwrap();
-    f.write_all_at(&noise(5 * BLOCK as usize), 20 * BLOCK + 100)
-        .unwrap();
-    f.write_all_at(b"end", size - 10).unwrap();
-    drop(f);
-    let sha = hex(&Sha256::digest(std::fs::read(&path).unwrap()));
-    (path, sha, size)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// Reads every block of the snapshot back and reassembles a disk of `size` bytes.
 async fn read_back(c: &Clients, id: &str, size: u64, out: &Path) -> String {
@@ -132,7 +55,7 @@ fn quiet() -> Arc<dyn Fn(u64, u64) + Send + Sync> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_blocks_reassemble_the_disk_and_reruns_send_nothing() {
     let moto = Moto::start();
-    let c = Clients::new(&moto.conn()).await;
+    let c = Clients::new(&moto.conn_in("us-east-1")).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, sha, size) = disk(dir.path(), 64);
     let u = Upload {
@@ -189,7 +112,7 @@ async fn snapshot_blocks_reassemble_the_disk_and_reruns_send_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_upload_resumes_with_the_missing_blocks() {
     let moto = Moto::start();
-    let c = Clients::new(&moto.conn()).await;
+    let c = Clients::new(&moto.conn_in("us-east-1")).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, sha, size) = disk(dir.path(), 64);
     let u = Upload {

@@ -3,6 +3,7 @@
 //! (environment, profile, web identity from CI's OIDC, instance role); an endpoint override
 //! points them at a local stand-in in tests.
 
+pub mod ami;
 pub mod ebs;
 
 use aws_config::{BehaviorVersion, Region};
