@@ -30,6 +30,14 @@ retention {
 #   events     = ["version.failed", "version.promoted", "version.revoked", "version.outdated"]
 # }
 
+# Where `kiln publish` shares images (accounts.yaml says with whom, per channel). The first region
+# receives the upload, the others copies. Nothing is shared from other branches than this one.
+# publish "aws" {
+#   regions        = ["us-east-1", "eu-west-1"]
+#   default_branch = "main"
+#   tags           = { team = "platform" }
+# }
+
 policy "test" {
   require_tests = true
 }

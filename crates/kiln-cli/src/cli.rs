@@ -174,6 +174,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Share a version with the cloud accounts the account map gives its channels (AWS: EBS
+    /// snapshot, AMI, copies per region, launch permissions, SSM parameter per channel). Fails
+    /// closed: no map, an empty map, an untested version or a version on no channel shares
+    /// nothing.
+    Publish(PublishArgs),
     /// Check a Terraform plan (`terraform show -json plan.out > plan.json`): fails when a
     /// resource created or updated uses an image id that is revoked or not in the registry.
     CheckPlan(CheckPlanArgs),
@@ -205,6 +210,31 @@ pub struct UntrackedArg {
 pub enum UntrackedMode {
     Fail,
     Warn,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    pub bucket: String,
+    /// A version id (a unique prefix is enough).
+    #[arg(value_name = "VERSION")]
+    pub version_id: String,
+    /// The cloud to publish to (a `publish` block in kiln.hcl).
+    #[arg(long, default_value = "aws")]
+    pub target: String,
+    /// Check every condition and say what would be shared, without calling the cloud.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Blocks uploaded at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallel: usize,
+    /// Send AWS calls to another endpoint (a local stand-in); credentials still come from the
+    /// standard chain.
+    #[arg(long, env = "KILN_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub who: Who,
+    #[command(flatten)]
+    pub out: RegistryOut,
 }
 
 #[derive(Debug, Args)]

@@ -93,16 +93,26 @@ pub enum PipelineError {
     Selection(String),
 }
 
-fn git_commit(dir: &std::path::Path) -> Option<String> {
+fn git(dir: &std::path::Path, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["rev-parse", "HEAD"])
+        .args(args)
         .output()
         .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn git_commit(dir: &std::path::Path) -> Option<String> {
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// The checked-out branch (`None` when detached or not a git repository): publishing may be
+/// limited to the default branch.
+fn git_branch(dir: &std::path::Path) -> Option<String> {
+    git(dir, &["symbolic-ref", "--short", "-q", "HEAD"])
 }
 
 /// Children left behind by their parent's channel: only each bucket's newest active version
@@ -210,6 +220,7 @@ pub fn run(
         progress,
     )?;
     let commit = git_commit(&f.root);
+    let branch = git_branch(&f.root);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap_or_default()
         .trim()
@@ -296,6 +307,8 @@ pub fn run(
         let build_meta = json!({
             "factory": f.settings.name.as_str(),
             "git_commit": commit,
+            "git_branch": branch,
+            "boot": img.disk.boot.to_string(),
             "builder_host": host,
             "parent_channel": img.channel.as_ref().map(|c| c.as_str()),
         });

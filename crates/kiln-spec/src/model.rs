@@ -49,6 +49,21 @@ pub struct Settings {
     pub retention: Retention,
     /// `notify "webhook" "NAME"` blocks.
     pub webhooks: Vec<Webhook>,
+    /// `publish "aws"` blocks: where images are shared (the account map says with whom).
+    pub publish: Vec<PublishTarget>,
+}
+
+/// A cloud the factory publishes to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PublishTarget {
+    /// `aws` (Azure and GCP are not supported yet).
+    pub cloud: String,
+    /// Regions; the first is where the image is uploaded, the others receive copies.
+    pub regions: Vec<String>,
+    /// When set, only builds of this git branch are published.
+    pub default_branch: Option<String>,
+    /// Extra tags on every published image.
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// The registry events a webhook can receive.

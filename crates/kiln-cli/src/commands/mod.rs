@@ -13,6 +13,7 @@ mod init;
 pub(crate) mod notify;
 mod outdated;
 mod plan;
+mod publish;
 mod reap;
 pub(crate) mod registry;
 mod scan;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(factory, &args),
         Command::Token { command } => serve::token(factory, command),
         Command::CheckPlan(args) => serve::check_plan(factory, &args),
+        Command::Publish(args) => publish::run(factory, &args),
         other => {
             let changes = matches!(
                 other,

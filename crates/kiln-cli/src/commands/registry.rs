@@ -44,7 +44,7 @@ pub fn actor(who: &Who) -> anyhow::Result<Actor> {
 }
 
 /// Accepts a full version id or a unique prefix of one (as shown by `kiln versions`).
-fn resolve(reg: &mut Registry, bucket: &str, id: &str) -> anyhow::Result<String> {
+pub(crate) fn resolve(reg: &mut Registry, bucket: &str, id: &str) -> anyhow::Result<String> {
     let all = reg.versions(bucket)?;
     let hits: Vec<&Version> = all
         .iter()

@@ -5,6 +5,7 @@
 
 pub mod ami;
 pub mod ebs;
+pub mod publish;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_smithy_http_client::tls;

@@ -1,0 +1,289 @@
+//! `kiln publish` to AWS against moto's server, checked from the other side with boto3 (a
+//! different client than the one that published): the AMI exists in each configured region,
+//! launch permissions equal what the account map gives the version's channels (and follow the
+//! channels as they move), each channel's SSM parameter names the AMI, a re-run creates nothing,
+//! and every fail-closed condition shares nothing and says why.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::init_factory;
+use kiln_registry::{Actor, Artifact, Registry, Role};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const VENV: &str = "/var/cache/kiln/venv-publish/bin";
+
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(format!("{VENV}/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server: run scripts/host-deps.sh publish");
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(30), "moto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Runs a boto3 snippet (with `ec2(region)` and `ssm(region)` defined) and parses its JSON.
+    fn query(&self, code: &str) -> Value {
+        let script = format!(
+            "import boto3, json\nkw = dict(endpoint_url='{}', aws_access_key_id='testing', aws_secret_access_key='testing')\nec2 = lambda r: boto3.client('ec2', region_name=r, **kw)\nssm = lambda r: boto3.client('ssm', region_name=r, **kw)\n{code}",
+            self.url
+        );
+        let o = Command::new(format!("{VENV}/python"))
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn publish(f: &Path, moto: &Moto, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--factory")
+        .arg(f)
+        .args(["publish", "base-debian12"])
+        .args(extra)
+        .args(["--aws-endpoint-url", &moto.url])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("KILN_ACTOR", "tester")
+        .env_remove("KILN_ROLE")
+        .output()
+        .unwrap()
+}
+
+/// A factory publishing to two regions, and one active, tested version of base-debian12 whose
+/// raw disk is a sparse 16 MiB file with a little data; returns (factory, version id).
+fn setup(dir: &Path, tested: bool) -> (std::path::PathBuf, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let f = init_factory(dir);
+    let mut hcl = std::fs::read_to_string(f.join("kiln.hcl")).unwrap();
+    hcl.push_str("\npublish \"aws\" {\n  regions = [\"us-east-1\", \"eu-west-1\"]\n  tags    = { team = \"platform\" }\n}\n");
+    std::fs::write(f.join("kiln.hcl"), hcl).unwrap();
+    let disk = dir.join("disk.raw");
+    let file = std::fs::File::create(&disk).unwrap();
+    file.set_len(16 << 20).unwrap();
+    file.write_all_at(&[0xeb; 4096], 0).unwrap();
+    file.write_all_at(b"kiln", 9 << 20).unwrap();
+    drop(file);
+    let sha: String = Sha256::digest(std::fs::read(&disk).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+    let a = Actor::new("build", Role::Admin);
+    r.ensure_bucket(&a, "base-debian12").unwrap();
+    let id = r
+        .start_version(
+            &a,
+            "base-debian12",
+            "fp",
+            &[],
+            serde_json::json!({"boot": "uefi", "git_commit": "abc123"}),
+        )
+        .unwrap();
+    r.add_artifact(
+        &a,
+        &id,
+        &Artifact {
+            platform: "file".into(),
+            region: String::new(),
+            external_id: disk.display().to_string(),
+            format: "raw".into(),
+            size: 16 << 20,
+            sha256: sha,
+        },
+    )
+    .unwrap();
+    if tested {
+        r.attach_report(
+            &a,
+            &id,
+            "test",
+            &serde_json::json!({"results": [{"id": "c1", "status": "pass"}]}),
+        )
+        .unwrap();
+    }
+    r.complete(&a, &id).unwrap();
+    r.promote(&a, "base-debian12", &id, "test", "qa").unwrap();
+    (f, id)
+}
+
+/// Puts a newer version on the `test` channel.
+fn replace_on_test(r: &mut Registry, why: &str) {
+    let a = Actor::new("ops", Role::Admin);
+    let newer = r
+        .start_version(&a, "base-debian12", "fp2", &[], serde_json::json!({}))
+        .unwrap();
+    r.complete(&a, &newer).unwrap();
+    r.promote(&a, "base-debian12", &newer, "test", why).unwrap();
+}
+
+fn aws_artifacts(f: &Path, id: &str) -> Vec<(String, String)> {
+    let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+    r.version(id)
+        .unwrap()
+        .artifacts
+        .into_iter()
+        .filter(|a| a.platform == "aws")
+        .map(|a| (a.region, a.external_id))
+        .collect()
+}
+
+#[test]
+fn publishes_shares_as_the_map_says_and_reruns_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, id) = setup(dir.path(), true);
+    let moto = Moto::start();
+    let o = publish(&f, &moto, &[&id]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let arts = aws_artifacts(&f, &id);
+    assert_eq!(
+        arts.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(),
+        ["eu-west-1", "us-east-1"]
+    );
+    let (east, west) = (&arts[1].1, &arts[0].1);
+
+    let seen = moto.query(&format!(
+        "out = {{}}\nfor r, ami in (('us-east-1', '{east}'), ('eu-west-1', '{west}')):\n  perms = ec2(r).describe_image_attribute(ImageId=ami, Attribute='launchPermission')['LaunchPermissions']\n  img = ec2(r).describe_images(ImageIds=[ami])['Images'][0]\n  out[r] = dict(perms=sorted(p.get('UserId') or p.get('OrganizationalUnitArn') for p in perms), name=img['Name'], param=ssm(r).get_parameter(Name='/kiln/base-debian12/test')['Parameter']['Value'], tags={{t['Key']: t['Value'] for t in img.get('Tags', [])}})\nprint(json.dumps(out))"
+    ));
+    for (region, ami) in [("us-east-1", east), ("eu-west-1", west)] {
+        let s = &seen[region];
+        assert_eq!(
+            s["perms"],
+            serde_json::json!(["111111111111"]),
+            "{region}: the test channel's accounts"
+        );
+        assert_eq!(
+            &s["param"], ami,
+            "{region}: /kiln/base-debian12/test names the AMI"
+        );
+        assert_eq!(s["tags"]["kiln:version"], id.as_str());
+        assert_eq!(s["tags"]["team"], "platform");
+        assert_eq!(s["tags"]["kiln:git-commit"], "abc123");
+    }
+
+    // Re-running creates nothing.
+    let o = publish(&f, &moto, &[&id]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("already complete") && !out.contains(" created"),
+        "{out}"
+    );
+    let counts = moto.query("print(json.dumps([len(ec2(r).describe_images(Owners=['self'])['Images']) for r in ('us-east-1', 'eu-west-1')]))");
+    assert_eq!(counts, serde_json::json!([1, 1]));
+    assert_eq!(aws_artifacts(&f, &id), arts);
+
+    // Promoted to production as well: its accounts and OU are added; the test channel moves
+    // away: its account is removed.
+    let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+    let a = Actor::new("ops", Role::Admin);
+    r.promote(&a, "base-debian12", &id, "production", "go")
+        .unwrap();
+    replace_on_test(&mut r, "moved on");
+    let o = publish(&f, &moto, &[&id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let perms = moto.query(&format!("print(json.dumps(sorted(p.get('UserId') or p.get('OrganizationalUnitArn') for p in ec2('us-east-1').describe_image_attribute(ImageId='{east}', Attribute='launchPermission')['LaunchPermissions'])))"));
+    assert_eq!(
+        perms,
+        serde_json::json!([
+            "222222222222",
+            "333333333333",
+            "arn:aws:organizations::222222222222:ou/o-exampleorg1/ou-ab12-cdef3456"
+        ])
+    );
+}
+
+fn refused(f: &Path, moto: &Moto, id: &str, why: &str) {
+    let o = publish(f, moto, &[id]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "published although {why}");
+    assert!(err.contains(why), "`{why}` not in: {err}");
+    assert!(aws_artifacts(f, id).is_empty(), "an artifact was recorded");
+    let n = moto.query("print(json.dumps(len(ec2('us-east-1').describe_snapshots(OwnerIds=['self'])['Snapshots'])))");
+    assert_eq!(n, 0, "something reached the cloud although {why}");
+}
+
+#[test]
+fn fails_closed_and_says_why() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+
+    let (f, id) = setup(&dir.path().join("untested"), false);
+    refused(&f, &moto, &id, "has no test report");
+
+    let (f, id) = setup(&dir.path().join("empty"), true);
+    std::fs::write(f.join("accounts.yaml"), "channels: {}\n").unwrap();
+    refused(&f, &moto, &id, "lists no account");
+
+    let (f, id) = setup(&dir.path().join("missing"), true);
+    std::fs::remove_file(f.join("accounts.yaml")).unwrap();
+    refused(&f, &moto, &id, "no accounts.yaml");
+
+    // A map that does not parse is a definition error with its position.
+    let (f, id) = setup(&dir.path().join("broken"), true);
+    std::fs::write(
+        f.join("accounts.yaml"),
+        "channels:\n  test:\n    aws:\n      accounts: [\"12345\"]\n",
+    )
+    .unwrap();
+    refused(&f, &moto, &id, "accounts.yaml:4:");
+
+    let (f, id) = setup(&dir.path().join("branch"), true);
+    let hcl = std::fs::read_to_string(f.join("kiln.hcl")).unwrap();
+    std::fs::write(
+        f.join("kiln.hcl"),
+        hcl.replace(
+            "tags    = { team = \"platform\" }",
+            "default_branch = \"main\"",
+        ),
+    )
+    .unwrap();
+    refused(&f, &moto, &id, "limited to branch `main`");
+
+    // Not on any channel: another version took its place.
+    let (f, id) = setup(&dir.path().join("nochannel"), true);
+    replace_on_test(
+        &mut Registry::open(&f.join(".kiln/registry.db")).unwrap(),
+        "replaced",
+    );
+    refused(&f, &moto, &id, "is on no channel");
+}

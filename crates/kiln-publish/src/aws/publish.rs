@@ -1,0 +1,301 @@
+//! Publishing one version to AWS, failing closed. Nothing is shared unless every condition
+//! holds: an account map exists and names AWS principals for a channel the version is on, the
+//! version is active with a passing test report, and (when the factory says so) it was built
+//! from the default branch. Then: the raw disk becomes a snapshot and an AMI in the home region,
+//! copies go to the other regions, launch permissions become exactly what the map says for the
+//! version's channels, each channel's SSM parameter names the AMI, and each AMI is recorded in
+//! the registry only after the calls that made it succeeded. Re-running finds what exists.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kiln_registry::{Actor, Artifact, Registry, Status};
+use kiln_spec::AccountMap;
+use kiln_spec::model::PublishTarget;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ami::{self, Sharing};
+use super::ebs::{self, Upload, UploadReport};
+use super::{Clients, Conn};
+use crate::PublishError;
+
+/// Why each region's AMI exists.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionImage {
+    pub region: String,
+    pub ami: String,
+    /// Made in this run (false: found from an earlier one).
+    pub created: bool,
+    pub permissions_added: usize,
+    pub permissions_removed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub bucket: String,
+    pub version: String,
+    /// The channels whose accounts receive it.
+    pub channels: Vec<String>,
+    pub accounts: Vec<String>,
+    pub organizations: Vec<String>,
+    pub organizational_units: Vec<String>,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSummary>,
+    pub images: Vec<RegionImage>,
+    pub parameters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotSummary {
+    pub id: String,
+    pub blocks_sent: u64,
+    pub blocks_zero: u64,
+    pub blocks_resumed: u64,
+    pub reused: bool,
+    pub seconds: f64,
+}
+
+impl From<&UploadReport> for SnapshotSummary {
+    fn from(u: &UploadReport) -> Self {
+        SnapshotSummary {
+            id: u.snapshot_id.clone(),
+            blocks_sent: u.blocks_sent,
+            blocks_zero: u.blocks_zero,
+            blocks_resumed: u.blocks_resumed,
+            reused: u.reused,
+            seconds: u.seconds,
+        }
+    }
+}
+
+/// What a publish needs besides the registry.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub target: &'a PublishTarget,
+    /// `None`: the factory has no account map (or it could not be read).
+    pub accounts: Option<&'a AccountMap>,
+    /// How to reach AWS; its region is ignored (the target's regions are used).
+    pub conn: Conn,
+    /// The raw disk of the version (the store's file artifact).
+    pub disk: &'a Path,
+    pub parallel: usize,
+    pub dry_run: bool,
+}
+
+fn refuse<T>(why: impl Into<String>) -> Result<T, PublishError> {
+    Err(PublishError::Refused(why.into()))
+}
+
+/// The principals the map gives the version's channels, and those channels.
+pub fn sharing_for(
+    r: &mut Registry,
+    map: &AccountMap,
+    bucket: &str,
+    version: &str,
+) -> Result<(Vec<String>, Sharing), PublishError> {
+    let channels: Vec<String> = r
+        .channels(bucket)
+        .map_err(|e| PublishError::Cloud(e.to_string()))?
+        .into_iter()
+        .filter(|c| c.version.as_deref() == Some(version) && c.name != kiln_registry::LATEST)
+        .map(|c| c.name)
+        .collect();
+    let mut want = Sharing::default();
+    for ch in &channels {
+        if let Some(acc) = map
+            .channels
+            .iter()
+            .find(|(name, _)| name.as_str() == ch)
+            .map(|(_, a)| &a.aws)
+        {
+            want.accounts.extend(acc.accounts.iter().cloned());
+            want.organizations.extend(acc.organizations.iter().cloned());
+            want.organizational_units
+                .extend(acc.organizational_units.iter().cloned());
+        }
+    }
+    Ok((channels, want))
+}
+
+/// Every refusal, checked before any cloud call.
+fn preflight(
+    r: &mut Registry,
+    req: &Request<'_>,
+    bucket: &str,
+    version: &str,
+) -> Result<(kiln_registry::Version, Vec<String>, Sharing), PublishError> {
+    let Some(map) = req.accounts else {
+        return refuse(
+            "the factory has no accounts.yaml (or it could not be read): nothing is shared",
+        );
+    };
+    if map.is_empty() {
+        return refuse("accounts.yaml lists no account for any channel: nothing is shared");
+    }
+    let v = r
+        .version(version)
+        .map_err(|e| PublishError::Refused(e.to_string()))?;
+    if v.bucket != bucket {
+        return refuse(format!(
+            "version {version} belongs to {}, not {bucket}",
+            v.bucket
+        ));
+    }
+    if v.status != Status::Active {
+        return refuse(format!(
+            "{bucket}/{version} is {}: only active versions are published",
+            v.status.as_str()
+        ));
+    }
+    let tests = r
+        .report(version, "test")
+        .map_err(|e| PublishError::Cloud(e.to_string()))?;
+    let passed = tests
+        .as_ref()
+        .and_then(|t| t["results"].as_array())
+        .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|x| x["status"] == "pass"));
+    if !passed {
+        return refuse(match tests {
+            None => format!(
+                "{bucket}/{version} has no test report (built with --no-test?): only tested versions are published"
+            ),
+            Some(_) => format!(
+                "{bucket}/{version} did not pass its tests: only tested versions are published"
+            ),
+        });
+    }
+    if let Some(branch) = &req.target.default_branch {
+        let built_from = v.build.get("git_branch").and_then(Value::as_str);
+        if built_from != Some(branch.as_str()) {
+            return refuse(format!(
+                "{bucket}/{version} was built from {}; publish \"aws\" is limited to branch `{branch}`",
+                built_from.map_or(
+                    "no branch (detached or not a git checkout)".to_string(),
+                    |b| format!("branch `{b}`")
+                )
+            ));
+        }
+    }
+    let (channels, want) = sharing_for(r, map, bucket, version)?;
+    if channels.is_empty() {
+        return refuse(format!(
+            "{bucket}/{version} is on no channel: the account map shares per channel, promote it first"
+        ));
+    }
+    if want.is_empty() {
+        return refuse(format!(
+            "accounts.yaml gives channel(s) {} no AWS account, organization or OU: nothing is shared",
+            channels.join(", ")
+        ));
+    }
+    Ok((v, channels, want))
+}
+
+/// Publishes `bucket`/`version` as [`Request`] says; `progress` sees upload bytes.
+pub async fn publish(
+    r: &mut Registry,
+    actor: &Actor,
+    bucket: &str,
+    version: &str,
+    req: &Request<'_>,
+    progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+) -> Result<PublishReport, PublishError> {
+    let (v, channels, want) = preflight(r, req, bucket, version)?;
+    let mut report = PublishReport {
+        bucket: bucket.into(),
+        version: version.into(),
+        channels: channels.clone(),
+        accounts: want.accounts.iter().cloned().collect(),
+        organizations: want.organizations.iter().cloned().collect(),
+        organizational_units: want.organizational_units.iter().cloned().collect(),
+        dry_run: req.dry_run,
+        snapshot: None,
+        images: Vec::new(),
+        parameters: Vec::new(),
+    };
+    if req.dry_run {
+        return Ok(report);
+    }
+    let raw = v
+        .artifacts
+        .iter()
+        .find(|a| a.platform == "file" && a.format == "raw")
+        .ok_or_else(|| {
+            PublishError::Refused(format!(
+                "{bucket}/{version} has no raw disk artifact (formats must include raw)"
+            ))
+        })?;
+    let name = format!("{bucket}-{version}").to_lowercase();
+    let mut tags: Vec<(String, String)> = vec![
+        ("kiln:bucket".into(), bucket.into()),
+        (ebs::TAG_VERSION.into(), version.into()),
+        ("kiln:fingerprint".into(), v.fingerprint.clone()),
+    ];
+    if let Some(c) = v.build.get("git_commit").and_then(Value::as_str) {
+        tags.push(("kiln:git-commit".into(), c.into()));
+    }
+    tags.push(("kiln:channels".into(), channels.join(",")));
+    tags.extend(req.target.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    let home = &req.target.regions[0];
+    let conn_in = |region: &str| Conn {
+        region: region.into(),
+        ..req.conn.clone()
+    };
+    let home_c = Clients::new(&conn_in(home)).await;
+    let up = ebs::upload(
+        &home_c,
+        &Upload {
+            disk: req.disk,
+            sha256: &raw.sha256,
+            version,
+            description: format!("Kiln {bucket} {version}"),
+            tags: tags.clone(),
+            parallel: req.parallel,
+        },
+        progress,
+    )
+    .await?;
+    report.snapshot = Some(SnapshotSummary::from(&up));
+    let uefi = v.build.get("boot").and_then(Value::as_str) != Some("bios");
+    let (home_ami, created) = ami::register(&home_c, &up.snapshot_id, &name, uefi, &tags).await?;
+    let mut amis = vec![(home.clone(), home_c.clone(), home_ami.clone(), created)];
+    for region in &req.target.regions[1..] {
+        let c = Clients::new(&conn_in(region)).await;
+        let (id, created) = ami::copy(&c, &home_ami, home, &name, &tags).await?;
+        amis.push((region.clone(), c, id, created));
+    }
+    for (region, c, id, created) in amis {
+        let (added, removed) = ami::share(&c, &id, &want).await?;
+        for ch in &channels {
+            report.parameters.push(format!(
+                "{region}:{}",
+                ami::set_parameter(&c, bucket, ch, &id).await?
+            ));
+        }
+        // Recorded only now that the image exists, is shared and is named by the parameters.
+        r.add_artifact(
+            actor,
+            version,
+            &Artifact {
+                platform: "aws".into(),
+                region: region.clone(),
+                external_id: id.clone(),
+                format: "ami".into(),
+                size: raw.size,
+                sha256: raw.sha256.clone(),
+            },
+        )
+        .map_err(|e| PublishError::Cloud(format!("recording {id}: {e}")))?;
+        report.images.push(RegionImage {
+            region,
+            ami: id,
+            created,
+            permissions_added: added,
+            permissions_removed: removed,
+        });
+    }
+    Ok(report)
+}
