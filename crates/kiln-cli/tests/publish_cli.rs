@@ -71,12 +71,18 @@ impl Drop for Moto {
 }
 
 fn publish(f: &Path, moto: &Moto, extra: &[&str]) -> Output {
+    let mut args = vec!["publish", "base-debian12"];
+    args.extend(extra);
+    kiln_aws(f, moto, &args)
+}
+
+/// `kiln ARGS` with AWS pointed at moto.
+fn kiln_aws(f: &Path, moto: &Moto, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--factory")
         .arg(f)
-        .args(["publish", "base-debian12"])
-        .args(extra)
-        .args(["--aws-endpoint-url", &moto.url])
+        .args(args)
+        .env("KILN_AWS_ENDPOINT_URL", &moto.url)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("KILN_ACTOR", "tester")
@@ -229,6 +235,91 @@ fn publishes_shares_as_the_map_says_and_reruns_create_nothing() {
             "333333333333",
             "arn:aws:organizations::222222222222:ou/o-exampleorg1/ou-ab12-cdef3456"
         ])
+    );
+
+    // Revocation reaches AWS: no launch permission left in either region, the AMIs tagged;
+    // restore gives the production accounts back.
+    let perms_and_tag = |m: &Moto| {
+        m.query(&format!(
+            "print(json.dumps([[sorted(p.get('UserId') or p.get('OrganizationalUnitArn') for p in ec2(r).describe_image_attribute(ImageId=a, Attribute='launchPermission')['LaunchPermissions']), {{t['Key']: t['Value'] for t in ec2(r).describe_images(ImageIds=[a])['Images'][0].get('Tags', [])}}.get('kiln:revoked')] for r, a in (('us-east-1', '{east}'), ('eu-west-1', '{west}'))]))"
+        ))
+    };
+    let o = kiln_aws(
+        &f,
+        &moto,
+        &[
+            "revoke",
+            "base-debian12",
+            &id,
+            "--reason",
+            "CVE-2099-0001",
+            "--role",
+            "security",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("aws us-east-1 {east}: +0 -3 launch permissions")),
+        "{out}"
+    );
+    assert_eq!(
+        perms_and_tag(&moto),
+        serde_json::json!([[[], "CVE-2099-0001"], [[], "CVE-2099-0001"]])
+    );
+    // A revoked version is not published again.
+    let o = publish(&f, &moto, &[&id]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only active versions are published"));
+    let o = kiln_aws(
+        &f,
+        &moto,
+        &["restore", "base-debian12", &id, "--role", "security"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The revocation moved production off the version and a restore does not move it back: no
+    // channel, no account — until it is promoted again, which shares it and moves the parameter.
+    assert_eq!(
+        perms_and_tag(&moto),
+        serde_json::json!([[[], null], [[], null]]),
+        "restored: the revoked tag is gone, and no channel means no account"
+    );
+    // The newer version on `test` had its own parameter value: point it elsewhere to see the
+    // promotion move it back.
+    moto.query("ssm('eu-west-1').put_parameter(Name='/kiln/base-debian12/test', Value='ami-0000000000000stale', Type='String', Overwrite=True)\nprint('null')");
+    let o = kiln_aws(
+        &f,
+        &moto,
+        &[
+            "promote",
+            "base-debian12",
+            &id,
+            "--to",
+            "test",
+            "--role",
+            "platform",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("aws us-east-1 {east}: +1 -0")),
+        "{out}"
+    );
+    let back = moto.query(&format!(
+        "print(json.dumps([ec2('us-east-1').describe_image_attribute(ImageId='{east}', Attribute='launchPermission')['LaunchPermissions'], ssm('eu-west-1').get_parameter(Name='/kiln/base-debian12/test')['Parameter']['Value']]))"
+    ));
+    assert_eq!(
+        back,
+        serde_json::json!([[{"UserId": "111111111111"}], west])
     );
 }
 

@@ -149,3 +149,54 @@ pub fn run(factory: Option<&Path>, args: &PublishArgs) -> anyhow::Result<ExitCod
     println!("shared with {}", who.join(", "));
     Ok(ExitCode::SUCCESS)
 }
+
+/// After a revocation or a restore: brings the AMIs of every affected version in line (launch
+/// permissions pulled or given back, tags, deprecation). Only when kiln.hcl publishes to AWS and
+/// a version has AMIs; the endpoint override comes from `KILN_AWS_ENDPOINT_URL`.
+/// Returns one line per AMI touched.
+pub fn reconcile_after(factory: Option<&Path>, versions: &[String]) -> anyhow::Result<Vec<String>> {
+    let (_, f) = factory_dir::open(factory)?;
+    let Some(target) = f.settings.publish.iter().find(|t| t.cloud == "aws") else {
+        return Ok(Vec::new());
+    };
+    let mut lines = Vec::new();
+    let mut r = registry::open(factory)?;
+    let conn = Conn {
+        region: target.regions[0].clone(),
+        endpoint: std::env::var("KILN_AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        static_credentials: None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut failed = Vec::new();
+    for id in versions {
+        let has_amis = r.version(id)?.artifacts.iter().any(|a| a.platform == "aws");
+        if !has_amis {
+            continue;
+        }
+        match rt.block_on(publish::reconcile(&mut r, f.accounts.as_ref(), &conn, id)) {
+            Ok(done) => {
+                for (region, ami, added, removed, note) in &done.images {
+                    lines.push(format!(
+                        "  aws {region} {ami}: +{added} -{removed} launch permissions{}",
+                        note.as_deref()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+            Err(e) => failed.push(format!("{id}: {e}")),
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "the registry is updated, but AWS is not yet: {}; re-run `kiln publish BUCKET VERSION` for each",
+            failed.join("; ")
+        );
+    }
+    Ok(lines)
+}

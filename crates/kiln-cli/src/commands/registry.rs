@@ -196,12 +196,17 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
                 );
             }
             r.promote(&actor(&who)?, &bucket, &id, &channel, &reason)?;
+            // The channel's accounts get the AMIs, and its SSM parameter names them.
+            let synced = super::publish::reconcile_after(factory, std::slice::from_ref(&id))?;
             if out.format == ValidateFormat::Json {
                 print_json(
                     &serde_json::json!({"bucket": bucket, "channel": channel, "version": id}),
                 )?;
             } else {
                 println!("{bucket}/{channel} → {id}");
+                for line in synced {
+                    println!("{line}");
+                }
             }
         }
         Command::Channel {
@@ -278,6 +283,11 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
                     revoked.join(", ")
                 );
             }
+            for line in super::publish::reconcile_after(factory, &revoked)? {
+                if out.format != ValidateFormat::Json {
+                    println!("{line}");
+                }
+            }
         }
         Command::Restore {
             bucket,
@@ -292,6 +302,11 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
                 print_json(&serde_json::json!({"restored": restored}))?;
             } else {
                 println!("restored {}", restored.join(", "));
+            }
+            for line in super::publish::reconcile_after(factory, &restored)? {
+                if out.format != ValidateFormat::Json {
+                    println!("{line}");
+                }
             }
         }
         Command::Approve {

@@ -299,3 +299,89 @@ pub async fn publish(
     }
     Ok(report)
 }
+
+/// What bringing one version's AMIs in line with the registry did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconciled {
+    pub version: String,
+    pub revoked: bool,
+    /// Per AMI: region, id, permissions added, removed, and a note (deprecation unavailable…).
+    pub images: Vec<(String, String, usize, usize, Option<String>)>,
+}
+
+/// Makes the clouds agree with the registry for `version`'s AMIs: a revoked version loses every
+/// launch permission and is tagged and deprecated; an active one has exactly the permissions the
+/// map gives its channels (none when it left every channel — a revocation moves channels off a
+/// version and a restore does not move them back) and each of its channels' SSM parameters. Fails closed like [`publish`]
+/// when the map is missing: permissions are then not widened, only a revocation is applied.
+pub async fn reconcile(
+    r: &mut Registry,
+    accounts: Option<&AccountMap>,
+    conn: &Conn,
+    version: &str,
+) -> Result<Reconciled, PublishError> {
+    let v = r
+        .version(version)
+        .map_err(|e| PublishError::Refused(e.to_string()))?;
+    let revoked = v.status == Status::Revoked;
+    let (channels, want) = if revoked {
+        (Vec::new(), Sharing::default())
+    } else {
+        let Some(map) = accounts else {
+            return refuse(
+                "the factory has no accounts.yaml (or it could not be read): launch permissions left as they are",
+            );
+        };
+        sharing_for(r, map, &v.bucket, version)?
+    };
+    let mut out = Reconciled {
+        version: version.into(),
+        revoked,
+        images: Vec::new(),
+    };
+    for a in v.artifacts.iter().filter(|a| a.platform == "aws") {
+        let c = Clients::new(&Conn {
+            region: a.region.clone(),
+            ..conn.clone()
+        })
+        .await;
+        if revoked {
+            let reason = v
+                .revocation
+                .as_ref()
+                .map_or("revoked", |x| x.reason.as_str());
+            let done = ami::revoke(&c, &a.external_id, reason).await?;
+            out.images.push((
+                a.region.clone(),
+                a.external_id.clone(),
+                0,
+                done.permissions_removed,
+                done.deprecated
+                    .err()
+                    .map(|e| format!("deprecation not applied: {e}")),
+            ));
+        } else {
+            let was_revoked = ami::permissions(&c, &a.external_id).await?.is_empty();
+            let (added, removed) = ami::share(&c, &a.external_id, &want).await?;
+            let mut note = None;
+            if was_revoked {
+                // Restored: the tag and the deprecation go too.
+                if let Err(e) = ami::restore(&c, &a.external_id, &want).await? {
+                    note = Some(format!("deprecation not cancelled: {e}"));
+                }
+            }
+            // Each channel the version is on names its AMI (a promotion moves the parameter).
+            for ch in &channels {
+                ami::set_parameter(&c, &v.bucket, ch, &a.external_id).await?;
+            }
+            out.images.push((
+                a.region.clone(),
+                a.external_id.clone(),
+                added,
+                removed,
+                note,
+            ));
+        }
+    }
+    Ok(out)
+}
