@@ -5,7 +5,9 @@
 //!    and then the child, on the new base;
 //! 3. another base change built alone and promoted (automatically, to dev, the channel the child
 //!    tracks) → `kiln outdated` reports the child → `kiln build --outdated` rebuilds it on the
-//!    new base, and nothing is out of date any more.
+//!    new base, and nothing is out of date any more;
+//! 4. the first (booted and tested) base is promoted to `test` and published to AWS's stand-in
+//!    (moto): its snapshot, read back block by block, is the raw disk bit for bit.
 //!
 //! The child tracks `dev` here (the example's tracks `production`, which needs a scan report and
 //! an approval). Steps 2 and 3 skip the boot test: step 1 covers it and the rest is pipeline.
@@ -238,5 +240,65 @@ fn build_change_rebuild_promote_cascade() {
         &["build", "--outdated", "--no-test", "--format", "json"],
     ));
     assert!(nothing.as_array().unwrap().is_empty(), "{nothing}");
+    // 4. The first tested base goes to `test` and is published to AWS (moto's server): every
+    // snapshot block read back (boto3's GetSnapshotBlock) reassembles the raw disk, bit for bit.
+    published_bit_for_bit(&f, &v1);
     ok(&kiln(&f, &["audit", "verify"]));
+}
+
+fn published_bit_for_bit(f: &Path, version: &str) {
+    let moto = common::Moto::start();
+    let mut hcl = std::fs::read_to_string(f.join("kiln.hcl")).unwrap();
+    hcl.push_str("\npublish \"aws\" {\n  regions = [\"us-east-1\"]\n}\n");
+    std::fs::write(f.join("kiln.hcl"), hcl).unwrap();
+    let env = |c: &mut std::process::Command| {
+        c.env("KILN_AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing");
+    };
+    ok(&kiln(
+        f,
+        &["promote", "base-debian12", version, "--to", "test"],
+    ));
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.arg("--factory")
+        .arg(f)
+        .args(["publish", "base-debian12", version, "--format", "json"]);
+    env(&mut c);
+    let report: Value = serde_json::from_slice(&ok(&c.output().unwrap()).into_bytes()).unwrap();
+    let snap = report["snapshot"]["id"].as_str().unwrap().to_string();
+    let skipped = report["snapshot"]["blocks_zero"].as_u64().unwrap();
+    let sent = report["snapshot"]["blocks_sent"].as_u64().unwrap();
+    assert!(sent > 0 && skipped > sent, "a mostly empty disk: {report}");
+    let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+    let raw = r
+        .version(version)
+        .unwrap()
+        .artifacts
+        .into_iter()
+        .find(|a| a.format == "raw")
+        .unwrap();
+    let back = moto.query(&format!(
+        "import hashlib\nebs = boto3.client('ebs', region_name='us-east-1', **kw)\nsize = {size}\nblocks = {{}}\ntoken = None\nwhile True:\n  page = ebs.list_snapshot_blocks(SnapshotId='{snap}', **({{'NextToken': token}} if token else {{}}))\n  for b in page['Blocks']:\n    blocks[b['BlockIndex']] = ebs.get_snapshot_block(SnapshotId='{snap}', BlockIndex=b['BlockIndex'], BlockToken=b['BlockToken'])['BlockData'].read()\n  token = page.get('NextToken')\n  if not token: break\nh = hashlib.sha256()\nzero = bytes(524288)\nfor i in range((size + 524287) // 524288):\n  h.update(blocks.get(i, zero)[: min(524288, size - i * 524288)])\nprint(json.dumps(dict(sha256=h.hexdigest(), blocks=len(blocks))))",
+        size = raw.size
+    ));
+    assert_eq!(
+        back["sha256"],
+        raw.sha256.as_str(),
+        "reassembled from the snapshot"
+    );
+    assert_eq!(back["blocks"].as_u64(), Some(sent));
+    let aws: Vec<_> = r
+        .version(version)
+        .unwrap()
+        .artifacts
+        .into_iter()
+        .filter(|a| a.platform == "aws")
+        .collect();
+    assert_eq!(aws.len(), 1);
+    assert!(aws[0].external_id.starts_with("ami-"));
+    println!(
+        "published {version}: {sent} blocks sent, {skipped} all-zero skipped; read back sha256 {}",
+        raw.sha256
+    );
 }

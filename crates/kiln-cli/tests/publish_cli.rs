@@ -8,67 +8,11 @@ mod common;
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-use common::init_factory;
+use common::{Moto, init_factory};
 use kiln_registry::{Actor, Artifact, Registry, Role};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-const VENV: &str = "/var/cache/kiln/venv-publish/bin";
-
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(format!("{VENV}/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server: run scripts/host-deps.sh publish");
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "moto did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Runs a boto3 snippet (with `ec2(region)` and `ssm(region)` defined) and parses its JSON.
-    fn query(&self, code: &str) -> Value {
-        let script = format!(
-            "import boto3, json\nkw = dict(endpoint_url='{}', aws_access_key_id='testing', aws_secret_access_key='testing')\nec2 = lambda r: boto3.client('ec2', region_name=r, **kw)\nssm = lambda r: boto3.client('ssm', region_name=r, **kw)\n{code}",
-            self.url
-        );
-        let o = Command::new(format!("{VENV}/python"))
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn publish(f: &Path, moto: &Moto, extra: &[&str]) -> Output {
     let mut args = vec!["publish", "base-debian12"];

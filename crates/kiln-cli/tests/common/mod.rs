@@ -66,3 +66,61 @@ pub fn plan_waves(plan: &serde_json::Value) -> Vec<Vec<(String, String)>> {
         })
         .collect()
 }
+
+pub const PUBLISH_VENV: &str = "/var/cache/kiln/venv-publish/bin";
+
+/// moto's server on a free loopback port (AWS's stand-in); killed when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(format!("{PUBLISH_VENV}/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server: run scripts/host-deps.sh publish");
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(30),
+                "moto did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Runs a boto3 snippet (with `ec2(region)` and `ssm(region)` defined) and parses its JSON.
+    pub fn query(&self, code: &str) -> serde_json::Value {
+        let script = format!(
+            "import boto3, json\nkw = dict(endpoint_url='{}', aws_access_key_id='testing', aws_secret_access_key='testing')\nec2 = lambda r: boto3.client('ec2', region_name=r, **kw)\nssm = lambda r: boto3.client('ssm', region_name=r, **kw)\n{code}",
+            self.url
+        );
+        let o = std::process::Command::new(format!("{PUBLISH_VENV}/python"))
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
