@@ -147,6 +147,11 @@ for group in "$@"; do
                log "creating $venv (moto[server], gcp-storage-emulator)"
                python3 -m venv "$venv"
                "$venv/bin/pip" install -q 'moto[server]' gcp-storage-emulator
+             fi
+             command -v npm >/dev/null || install_pkgs npm
+             if [ ! -x /var/cache/kiln/npm-azurite/node_modules/.bin/azurite-blob ]; then
+               log "installing azurite into /var/cache/kiln/npm-azurite"
+               npm install --silent --no-audit --no-fund --prefix /var/cache/kiln/npm-azurite azurite >/dev/null
              fi ;;
     fuzz)    command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz ;;
     *) log "unknown group '$group' (base, builder, scanner, server, publish, bench, scan-bench, fuzz)"; exit 2 ;;

@@ -3,6 +3,7 @@
 //! accounts (AWS so far: the disk as an EBS snapshot through the EBS direct APIs).
 
 pub mod aws;
+pub mod azure;
 pub mod error;
 pub mod notify;
 

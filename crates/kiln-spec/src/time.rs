@@ -1,12 +1,8 @@
 //! Time as Kiln writes it: RFC 3339 UTC with milliseconds, fixed width, so text order is time
 //! order (registry rows, manifests). Civil-from-days arithmetic: no time-zone database needed.
 
-/// `2026-11-23T10:34:56.789Z`.
-pub fn format_millis(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+/// (year, month, day) of a day count since 1970-01-01.
+fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -15,10 +11,35 @@ pub fn format_millis(ms: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
+    (yoe + era * 400 + i64::from(mo <= 2), mo, d)
+}
+
+/// `2026-11-23T10:34:56.789Z`.
+pub fn format_millis(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (y, mo, d) = civil((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     format!(
         "{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z",
         ms % 1000
+    )
+}
+
+/// `Mon, 23 Nov 2026 10:34:56 GMT` (RFC 1123, as HTTP date headers want it).
+pub fn http_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (y, mo, d) = civil(days);
+    let rem = secs % 86_400;
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(mo - 1) as usize];
+    format!(
+        "{wd}, {d:02} {mon} {y:04} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
     )
 }
 
@@ -89,6 +110,13 @@ pub fn parse_millis(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(1_795_430_096), "Mon, 23 Nov 2026 10:34:56 GMT");
+    }
 
     #[test]
     fn durations() {
