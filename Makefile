@@ -59,13 +59,15 @@ unit:
 
 ## Planner and registry benchmarks, the build benchmark against mkosi (installs mkosi from
 ## backports), the scanner against trivy and detect-secrets, the server under wrk (artifact
-## lookups), then the pipeline benchmark (cold demo, warm rebuilds, boot tests included).
+## lookups), the EBS upload to moto (1 vs 16 blocks in flight, zero blocks skipped), then the
+## pipeline benchmark (cold demo, warm rebuilds, boot tests included).
 bench:
 	$(CARGO) bench -p kiln-plan --bench plan
 	$(CARGO) bench -p kiln-registry --bench lookup
 	scripts/bench-build.sh
 	scripts/bench-scan.sh
 	scripts/bench-server.sh
+	scripts/bench-publish.sh
 	scripts/bench-pipeline.sh
 
 ## Long runs: 2,000 SIGKILLs of a registry writer, a longer state-machine property test.
