@@ -37,6 +37,23 @@ retention {
 #   default_branch = "main"
 #   tags           = { team = "platform" }
 # }
+# Azure: the VHD goes to a page blob, then a Compute Gallery version of the image definition
+# named after the bucket (which must exist), replicated to every region.
+# publish "azure" {
+#   regions         = ["westeurope", "northeurope"]
+#   subscription    = "0f8fad5b-d9cb-469f-a165-70867728950e"
+#   resource_group  = "rg-images"
+#   gallery         = "acme_images"
+#   storage_account = "acmeimages"
+#   default_branch  = "main"
+# }
+# GCP: the gce tar.gz goes to a Cloud Storage bucket, then a global image stored in one location.
+# publish "gcp" {
+#   regions        = ["eu"]
+#   project        = "acme-images"
+#   bucket         = "acme-kiln-uploads"
+#   default_branch = "main"
+# }
 
 policy "test" {
   require_tests = true

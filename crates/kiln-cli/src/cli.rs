@@ -218,13 +218,14 @@ pub struct PublishArgs {
     /// A version id (a unique prefix is enough).
     #[arg(value_name = "VERSION")]
     pub version_id: String,
-    /// The cloud to publish to (a `publish` block in kiln.hcl).
+    /// The cloud to publish to: aws, azure or gcp (a `publish` block in kiln.hcl).
     #[arg(long, default_value = "aws")]
     pub target: String,
     /// Check every condition and say what would be shared, without calling the cloud.
     #[arg(long)]
     pub dry_run: bool,
-    /// Blocks uploaded at once.
+    /// Blocks (AWS) or page ranges (Azure) uploaded at once; GCP's resumable upload is one
+    /// stream.
     #[arg(long, default_value_t = 16)]
     pub parallel: usize,
     /// Send AWS calls to another endpoint (a local stand-in); credentials still come from the
@@ -232,9 +233,62 @@ pub struct PublishArgs {
     #[arg(long, env = "KILN_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
     #[command(flatten)]
+    pub endpoints: CloudEndpoints,
+    #[command(flatten)]
     pub who: Who,
     #[command(flatten)]
     pub out: RegistryOut,
+}
+
+/// Other endpoints than the public clouds' (a sovereign cloud, or a local stand-in in tests).
+/// Tokens come from `AZURE_ACCESS_TOKEN` / `GOOGLE_OAUTH_ACCESS_TOKEN`, else the `az` / `gcloud`
+/// login; Azure's storage key from `AZURE_STORAGE_KEY`, else Resource Manager.
+#[derive(Debug, Clone, Args)]
+pub struct CloudEndpoints {
+    /// Azure Resource Manager.
+    #[arg(long, env = "KILN_AZURE_MANAGEMENT_URL", hide_env_values = true)]
+    pub azure_management_url: Option<String>,
+    /// The Azure blob service, with the account in the path when it is not in the host name.
+    #[arg(long, env = "KILN_AZURE_BLOB_URL", hide_env_values = true)]
+    pub azure_blob_url: Option<String>,
+    /// Cloud Storage.
+    #[arg(long, env = "KILN_GCP_STORAGE_URL", hide_env_values = true)]
+    pub gcp_storage_url: Option<String>,
+    /// The Compute Engine API.
+    #[arg(long, env = "KILN_GCP_COMPUTE_URL", hide_env_values = true)]
+    pub gcp_compute_url: Option<String>,
+    /// The Resource Manager API (project numbers).
+    #[arg(long, env = "KILN_GCP_RESOURCE_MANAGER_URL", hide_env_values = true)]
+    pub gcp_resource_manager_url: Option<String>,
+}
+
+impl CloudEndpoints {
+    /// From the environment alone (for the reconciliation after revoke, restore, promote).
+    pub fn from_env() -> CloudEndpoints {
+        let var = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
+        CloudEndpoints {
+            azure_management_url: var("KILN_AZURE_MANAGEMENT_URL"),
+            azure_blob_url: var("KILN_AZURE_BLOB_URL"),
+            gcp_storage_url: var("KILN_GCP_STORAGE_URL"),
+            gcp_compute_url: var("KILN_GCP_COMPUTE_URL"),
+            gcp_resource_manager_url: var("KILN_GCP_RESOURCE_MANAGER_URL"),
+        }
+    }
+
+    pub fn azure(&self) -> kiln_publish::azure::publish::Endpoints {
+        kiln_publish::azure::publish::Endpoints {
+            management: self.azure_management_url.clone(),
+            blob: self.azure_blob_url.clone(),
+        }
+    }
+
+    pub fn gcp(&self) -> kiln_publish::gcp::publish::Endpoints {
+        kiln_publish::gcp::publish::Endpoints {
+            storage: self.gcp_storage_url.clone(),
+            compute: self.gcp_compute_url.clone(),
+            resource_manager: self.gcp_resource_manager_url.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Moto, disk};
+use common::{Moto, conn_in, disk};
 use kiln_publish::aws::Clients;
 use kiln_publish::aws::ami::{self, Sharing};
 use kiln_publish::aws::ebs::{self, Upload};
@@ -20,8 +20,8 @@ fn set(v: &[&str]) -> std::collections::BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_share_copy_parameter_revoke_restore() {
     let moto = Moto::start();
-    let east = Clients::new(&moto.conn_in("us-east-1")).await;
-    let west = Clients::new(&moto.conn_in("us-west-2")).await;
+    let east = Clients::new(&conn_in(&moto, "us-east-1")).await;
+    let west = Clients::new(&conn_in(&moto, "us-west-2")).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, sha, _) = disk(dir.path(), 8);
     let snap = ebs::upload(

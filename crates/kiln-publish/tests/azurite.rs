@@ -5,67 +5,11 @@
 mod common;
 
 use std::os::unix::fs::FileExt;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::hex;
+use kiln_emulators::Azurite;
 use kiln_publish::azure::blob::{Account, RANGE};
 use sha2::{Digest, Sha256};
-
-const AZURITE: &str = "/var/cache/kiln/npm-azurite/node_modules/.bin/azurite-blob";
-
-struct Azurite {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Azurite {
-    fn start() -> Azurite {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(AZURITE)
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--skipApiVersionCheck",
-                "--disableTelemetry",
-                "--silent",
-                "--location",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("azurite: run scripts/host-deps.sh publish");
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "azurite did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Azurite {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}/devstoreaccount1"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn page_blob_downloads_bit_identical_and_reruns_send_nothing() {
@@ -85,7 +29,7 @@ fn page_blob_downloads_bit_identical_and_reruns_send_nothing() {
 
     let acct = Account::azurite(&az.endpoint);
     let r = acct
-        .upload_page_blob("images", "base-01v.vhd", &vhd, &sha, 4)
+        .upload_page_blob("images", "base-01v.vhd", &vhd, &sha, 4, &|_, _| {})
         .unwrap();
     // Ranges 0, 7 and the last (the footer) hold data; the other 8 of 11 are zeros.
     assert_eq!((r.ranges_sent, r.ranges_zero), (3, 8), "{r:?}");
@@ -104,7 +48,7 @@ fn page_blob_downloads_bit_identical_and_reruns_send_nothing() {
     );
 
     let again = acct
-        .upload_page_blob("images", "base-01v.vhd", &vhd, &sha, 4)
+        .upload_page_blob("images", "base-01v.vhd", &vhd, &sha, 4, &|_, _| {})
         .unwrap();
     assert!(again.reused && again.ranges_sent == 0);
 
@@ -113,7 +57,7 @@ fn page_blob_downloads_bit_identical_and_reruns_send_nothing() {
         ..acct.clone()
     };
     let e = wrong
-        .upload_page_blob("images", "other.vhd", &vhd, &sha, 1)
+        .upload_page_blob("images", "other.vhd", &vhd, &sha, 1, &|_, _| {})
         .unwrap_err();
     assert!(
         e.to_string().contains("403") && e.to_string().contains("AuthorizationFailure"),

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{Moto, disk, hex};
+use common::{Moto, conn_in, disk, hex};
 use kiln_publish::aws::Clients;
 use kiln_publish::aws::ebs::{self, BLOCK, Upload};
 use sha2::{Digest, Sha256};
@@ -55,7 +55,7 @@ fn quiet() -> Arc<dyn Fn(u64, u64) + Send + Sync> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_blocks_reassemble_the_disk_and_reruns_send_nothing() {
     let moto = Moto::start();
-    let c = Clients::new(&moto.conn_in("us-east-1")).await;
+    let c = Clients::new(&conn_in(&moto, "us-east-1")).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, sha, size) = disk(dir.path(), 64);
     let u = Upload {
@@ -112,7 +112,7 @@ async fn snapshot_blocks_reassemble_the_disk_and_reruns_send_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_upload_resumes_with_the_missing_blocks() {
     let moto = Moto::start();
-    let c = Clients::new(&moto.conn_in("us-east-1")).await;
+    let c = Clients::new(&conn_in(&moto, "us-east-1")).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, sha, size) = disk(dir.path(), 64);
     let u = Upload {

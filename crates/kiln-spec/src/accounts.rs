@@ -252,7 +252,7 @@ fn is_aws_ou_arn(s: &str) -> bool {
     is_aws_account(acct) && is_org_id(org) && ou_ok
 }
 
-fn is_guid(s: &str) -> bool {
+pub(crate) fn is_guid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups
@@ -261,7 +261,7 @@ fn is_guid(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-fn is_gcp_project(s: &str) -> bool {
+pub(crate) fn is_gcp_project(s: &str) -> bool {
     (6..=30).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && !s.ends_with('-')

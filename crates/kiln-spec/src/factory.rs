@@ -98,7 +98,7 @@ pub(crate) fn read(cx: &mut Cx) -> FactoryFile {
 
     let mut publish: Vec<crate::model::PublishTarget> = Vec::new();
     for b in top.blocks("publish") {
-        if let Some(t) = read_publish(cx, b) {
+        if let Some(t) = crate::publish::read(cx, b) {
             if publish.iter().any(|x| x.cloud == t.cloud) {
                 cx.error(
                     hcl_edit::Span::span(&b.ident),
@@ -440,80 +440,6 @@ fn read_webhook(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Webhook> 
         url: url?,
         secret_env: secret_env?,
         events: events?,
-    })
-}
-
-/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`.
-fn is_aws_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
-}
-
-fn read_publish(
-    cx: &mut Cx,
-    b: &hcl_edit::structure::Block,
-) -> Option<crate::model::PublishTarget> {
-    let labels = hcl::labels(cx, b, &["cloud"]);
-    let mut r = BodyReader::for_block("the publish block", b);
-    let regions = r.required(cx, "regions").and_then(|a| {
-        let list = hcl::string_list(cx, &a.value, "`regions`")?;
-        if list.is_empty() {
-            cx.error(
-                hcl_edit::Span::span(&a.value),
-                "`regions` needs at least one region: the first is where images are uploaded",
-            );
-            return None;
-        }
-        let mut ok = true;
-        for reg in &list {
-            if !is_aws_region(&reg.value) {
-                cx.error_at(
-                    reg.loc.clone(),
-                    format!("`{}` is not an AWS region name (like us-east-1)", reg.value),
-                );
-                ok = false;
-            }
-        }
-        ok.then(|| list.into_iter().map(|x| x.value).collect::<Vec<_>>())
-    });
-    let default_branch = r.opt_parsed(cx, "default_branch", |v| {
-        if v.is_empty() || v.contains(char::is_whitespace) {
-            Err(format!("`{v}` is not a git branch name"))
-        } else {
-            Ok(v.to_string())
-        }
-    });
-    let tags = match r.attr(cx, "tags") {
-        Some(a) => hcl::string_map(cx, &a.value, "`tags`")
-            .map(|m| m.into_iter().map(|(k, v)| (k.value, v.value)).collect()),
-        None => Some(Default::default()),
-    };
-    r.finish(cx);
-    let labels = labels?;
-    if labels[0].value != "aws" {
-        cx.error_at(
-            labels[0].loc.clone(),
-            format!(
-                "publishing to `{}` is not supported yet; supported: aws",
-                labels[0].value
-            ),
-        );
-        return None;
-    }
-    Some(crate::model::PublishTarget {
-        cloud: labels[0].value.clone(),
-        regions: regions?,
-        default_branch: default_branch?,
-        tags: tags?,
     })
 }
 

@@ -15,6 +15,7 @@ mod image;
 mod load;
 pub mod model;
 pub mod names;
+mod publish;
 pub mod source;
 pub mod time;
 pub mod values;

@@ -49,21 +49,50 @@ pub struct Settings {
     pub retention: Retention,
     /// `notify "webhook" "NAME"` blocks.
     pub webhooks: Vec<Webhook>,
-    /// `publish "aws"` blocks: where images are shared (the account map says with whom).
+    /// `publish "aws" | "azure" | "gcp"` blocks: where images are shared (the account map says with whom).
     pub publish: Vec<PublishTarget>,
 }
 
 /// A cloud the factory publishes to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PublishTarget {
-    /// `aws` (Azure and GCP are not supported yet).
+    /// `aws`, `azure` or `gcp` (the block's label; `cloud` below carries the same choice).
     pub cloud: String,
-    /// Regions; the first is where the image is uploaded, the others receive copies.
+    /// Regions; the first is where the image is uploaded, the others receive copies (AWS) or
+    /// replicas (Azure). GCP images are global: its one entry is the image's storage location.
     pub regions: Vec<String>,
     /// When set, only builds of this git branch are published.
     pub default_branch: Option<String>,
-    /// Extra tags on every published image.
+    /// Extra tags (GCP: labels) on every published image.
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Where in the cloud the image goes, beyond regions.
+    pub settings: CloudSettings,
+}
+
+/// The settings one cloud needs that the others do not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "cloud", rename_all = "lowercase")]
+pub enum CloudSettings {
+    /// AMIs live in the account of the credentials; nothing more to say.
+    Aws,
+    /// A Compute Gallery image version, made from a page blob in a storage account.
+    Azure {
+        /// The subscription (GUID) holding the gallery and the storage account.
+        subscription: String,
+        resource_group: String,
+        /// The gallery; each bucket is an image definition in it, which must exist.
+        gallery: String,
+        /// Receives the VHD as a page blob.
+        storage_account: String,
+        container: String,
+    },
+    /// A Compute Engine image, made from the `gce` tar.gz in a Cloud Storage bucket.
+    Gcp {
+        /// The project the images are created in.
+        project: String,
+        /// The Cloud Storage bucket receiving the tar.gz.
+        bucket: String,
+    },
 }
 
 /// The registry events a webhook can receive.

@@ -1,4 +1,5 @@
-//! `kiln publish`: one version to one cloud, with upload progress in bytes per second.
+//! `kiln publish`: one version to one cloud (AWS, Azure or GCP), with upload progress in bytes
+//! per second; and the reconciliation that follows a revoke, restore or promote.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use anyhow::{Context, bail};
 use kiln_publish::aws::Conn;
 use kiln_publish::aws::publish::{self, Request};
 
-use crate::cli::{PublishArgs, ValidateFormat};
+use crate::cli::{CloudEndpoints, PublishArgs, ValidateFormat};
 use crate::commands::registry;
 use crate::factory_dir;
 
@@ -23,6 +24,62 @@ fn disk_path(recorded: &str, factory: &Path) -> PathBuf {
     } else {
         factory.join(p)
     }
+}
+
+/// Prints upload progress on stderr, a line per second at most: bytes sent of the file's
+/// size, and the rate.
+fn progress_printer(quiet: bool) -> Arc<dyn Fn(u64, u64) + Send + Sync> {
+    let started = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    Arc::new(move |done, total| {
+        let secs = started.elapsed().as_secs();
+        if quiet || last.swap(secs, Ordering::Relaxed) == secs {
+            return;
+        }
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001) / 1e6;
+        #[allow(clippy::print_stderr, reason = "progress beside the report on stdout")]
+        {
+            eprint!(
+                "\r    uploading: {:.1} MB sent (file {:.1} MB) at {rate:.1} MB/s",
+                done as f64 / 1e6,
+                total as f64 / 1e6
+            );
+            let _ = std::io::stderr().flush();
+        }
+    })
+}
+
+/// The stored file of `format` for the version, checked to be there unless nothing is uploaded.
+fn stored_file(
+    v: &kiln_registry::Version,
+    format: &str,
+    dir: &Path,
+    dry_run: bool,
+) -> anyhow::Result<PathBuf> {
+    let path = v
+        .artifacts
+        .iter()
+        .find(|a| a.platform == "file" && a.format == format)
+        .map(|a| disk_path(&a.external_id, dir));
+    if !dry_run
+        && let Some(p) = &path
+        && !p.is_file()
+    {
+        bail!(
+            "the {format} file {} is gone from the store (reaped?): nothing to upload",
+            p.display()
+        );
+    }
+    Ok(path.unwrap_or_default())
+}
+
+fn who_line(items: &[&[String]]) -> String {
+    items
+        .iter()
+        .flat_map(|x| x.iter())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn run(factory: Option<&Path>, args: &PublishArgs) -> anyhow::Result<ExitCode> {
@@ -41,21 +98,134 @@ pub fn run(factory: Option<&Path>, args: &PublishArgs) -> anyhow::Result<ExitCod
     let mut r = registry::open(factory)?;
     let id = registry::resolve(&mut r, &args.bucket, &args.version_id)?;
     let v = r.version(&id)?;
-    let raw = v
-        .artifacts
-        .iter()
-        .find(|a| a.platform == "file" && a.format == "raw")
-        .map(|a| disk_path(&a.external_id, &dir));
-    let disk = raw.clone().unwrap_or_default();
-    if !args.dry_run
-        && let Some(p) = &raw
-        && !p.is_file()
-    {
-        bail!(
-            "the raw disk {} is gone from the store (reaped?): nothing to upload",
-            p.display()
-        );
+    let actor = registry::actor(&args.who)?;
+    let json = args.out.format == ValidateFormat::Json;
+    let progress = progress_printer(json);
+    match target.cloud.as_str() {
+        "azure" => {
+            let disk = stored_file(&v, "vhd", &dir, args.dry_run)?;
+            let req = kiln_publish::azure::publish::Request {
+                target,
+                accounts: f.accounts.as_ref(),
+                endpoints: args.endpoints.azure(),
+                publisher: f.settings.name.as_str(),
+                disk: &disk,
+                parallel: args.parallel,
+                dry_run: args.dry_run,
+            };
+            let rep = kiln_publish::azure::publish::publish(
+                &mut r,
+                &actor,
+                &args.bucket,
+                &id,
+                &req,
+                progress.as_ref(),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else if rep.dry_run {
+                println!(
+                    "would publish {}/{} (channels {}) to the gallery in {} and share the gallery with {}",
+                    rep.bucket,
+                    rep.version,
+                    rep.channels.join(", "),
+                    rep.regions.join(", "),
+                    who_line(&[&rep.subscriptions, &rep.tenants])
+                );
+            } else {
+                if let Some(b) = &rep.blob {
+                    println!(
+                        "\nblob {}: {} range(s) sent, {} all-zero skipped{} ({:.1}s)",
+                        b.url,
+                        b.ranges_sent,
+                        b.ranges_zero,
+                        if b.reused { ", already complete" } else { "" },
+                        b.seconds
+                    );
+                }
+                if rep.definition_created {
+                    println!("image definition {} created", rep.bucket);
+                }
+                println!(
+                    "gallery version {} {} in {} (gallery shares +{} -{})",
+                    rep.gallery_version.as_deref().unwrap_or_default(),
+                    if rep.created { "created" } else { "found" },
+                    rep.regions.join(", "),
+                    rep.shares_added,
+                    rep.shares_removed
+                );
+                println!(
+                    "shared with {}",
+                    who_line(&[&rep.subscriptions, &rep.tenants])
+                );
+            }
+        }
+        "gcp" => {
+            let disk = stored_file(&v, "gce", &dir, args.dry_run)?;
+            let req = kiln_publish::gcp::publish::Request {
+                target,
+                accounts: f.accounts.as_ref(),
+                endpoints: args.endpoints.gcp(),
+                disk: &disk,
+                dry_run: args.dry_run,
+            };
+            let rep = kiln_publish::gcp::publish::publish(
+                &mut r,
+                &actor,
+                &args.bucket,
+                &id,
+                &req,
+                progress.as_ref(),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else if rep.dry_run {
+                println!(
+                    "would publish {}/{} (channels {}) as a GCP image stored in {} and share it with {}",
+                    rep.bucket,
+                    rep.version,
+                    rep.channels.join(", "),
+                    target.regions[0],
+                    rep.projects.join(", ")
+                );
+            } else {
+                if let Some(o) = &rep.object {
+                    println!(
+                        "\nobject {}: {:.1} MB sent, {:.1} MB resumed{} ({:.1}s)",
+                        o.uri,
+                        o.bytes_sent as f64 / 1e6,
+                        o.bytes_resumed as f64 / 1e6,
+                        if o.reused { ", already complete" } else { "" },
+                        o.seconds
+                    );
+                }
+                println!(
+                    "image {} {} (image users +{} -{})",
+                    rep.image.as_deref().unwrap_or_default(),
+                    if rep.created { "created" } else { "found" },
+                    rep.members_added,
+                    rep.members_removed
+                );
+                println!("shared with {}", rep.projects.join(", "));
+            }
+        }
+        _ => run_aws(&mut r, &dir, target, &f, args, &v, &id, progress)?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments, reason = "one call site, the run above")]
+fn run_aws(
+    r: &mut kiln_registry::Registry,
+    dir: &Path,
+    target: &kiln_spec::model::PublishTarget,
+    f: &kiln_spec::Factory,
+    args: &PublishArgs,
+    v: &kiln_registry::Version,
+    id: &str,
+    progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+) -> anyhow::Result<()> {
+    let disk = stored_file(v, "raw", dir, args.dry_run)?;
     let req = Request {
         target,
         accounts: f.accounts.as_ref(),
@@ -68,59 +238,36 @@ pub fn run(factory: Option<&Path>, args: &PublishArgs) -> anyhow::Result<ExitCod
         parallel: args.parallel,
         dry_run: args.dry_run,
     };
-    let started = Instant::now();
-    let last = Arc::new(AtomicU64::new(0));
-    let quiet = args.out.format == ValidateFormat::Json;
-    let progress: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |done, total| {
-        // A line per second at most: bytes sent, of the disk's size, and the rate.
-        let secs = started.elapsed().as_secs();
-        if quiet || last.swap(secs, Ordering::Relaxed) == secs {
-            return;
-        }
-        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001) / 1e6;
-        #[allow(clippy::print_stderr, reason = "progress beside the report on stdout")]
-        {
-            eprint!(
-                "\r    uploading: {:.1} MB sent (disk {:.1} MB) at {rate:.1} MB/s",
-                done as f64 / 1e6,
-                total as f64 / 1e6
-            );
-            let _ = std::io::stderr().flush();
-        }
-    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let report = rt.block_on(publish::publish(
-        &mut r,
+        r,
         &registry::actor(&args.who)?,
         &args.bucket,
-        &id,
+        id,
         &req,
         progress,
     ))?;
     if args.out.format == ValidateFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
-    let who: Vec<&str> = report
-        .accounts
-        .iter()
-        .chain(&report.organizations)
-        .chain(&report.organizational_units)
-        .map(String::as_str)
-        .collect();
+    let who = who_line(&[
+        &report.accounts,
+        &report.organizations,
+        &report.organizational_units,
+    ]);
     if report.dry_run {
         println!(
-            "would publish {}/{} (channels {}) to {} and share it with {}",
+            "would publish {}/{} (channels {}) to {} and share it with {who}",
             report.bucket,
             report.version,
             report.channels.join(", "),
             target.regions.join(", "),
-            who.join(", ")
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     if let Some(s) = &report.snapshot {
         println!(
@@ -146,21 +293,67 @@ pub fn run(factory: Option<&Path>, args: &PublishArgs) -> anyhow::Result<ExitCod
     for p in &report.parameters {
         println!("parameter {p}");
     }
-    println!("shared with {}", who.join(", "));
-    Ok(ExitCode::SUCCESS)
+    println!("shared with {who}");
+    Ok(())
 }
 
-/// After a revocation or a restore: brings the AMIs of every affected version in line (launch
-/// permissions pulled or given back, tags, deprecation). Only when kiln.hcl publishes to AWS and
-/// a version has AMIs; the endpoint override comes from `KILN_AWS_ENDPOINT_URL`.
-/// Returns one line per AMI touched.
+/// After a revocation, a restore or a promotion: brings every affected version's published
+/// images in line with the registry on each cloud kiln.hcl publishes to (AWS launch permissions,
+/// tags, deprecation and SSM parameters; the Azure version's place in `latest`; the GCP image's
+/// users and deprecation). Endpoint overrides come from the environment
+/// (`KILN_AWS_ENDPOINT_URL`, `KILN_AZURE_MANAGEMENT_URL`, `KILN_GCP_COMPUTE_URL`, …).
+/// Returns one line per image touched.
 pub fn reconcile_after(factory: Option<&Path>, versions: &[String]) -> anyhow::Result<Vec<String>> {
     let (_, f) = factory_dir::open(factory)?;
-    let Some(target) = f.settings.publish.iter().find(|t| t.cloud == "aws") else {
+    if f.settings.publish.is_empty() {
         return Ok(Vec::new());
-    };
+    }
+    let endpoints = CloudEndpoints::from_env();
     let mut lines = Vec::new();
+    let mut failed = Vec::new();
     let mut r = registry::open(factory)?;
+    for target in &f.settings.publish {
+        for id in versions {
+            let published = r
+                .version(id)?
+                .artifacts
+                .iter()
+                .any(|a| a.platform == target.cloud);
+            if !published {
+                continue;
+            }
+            let done = match target.cloud.as_str() {
+                "azure" => kiln_publish::azure::publish::reconcile(&mut r, &endpoints.azure(), id),
+                "gcp" => kiln_publish::gcp::publish::reconcile(
+                    &mut r,
+                    target,
+                    f.accounts.as_ref(),
+                    &endpoints.gcp(),
+                    id,
+                ),
+                _ => reconcile_aws(&mut r, target, f.accounts.as_ref(), id),
+            };
+            match done {
+                Ok(l) => lines.extend(l),
+                Err(e) => failed.push(format!("{} {id}: {e}", target.cloud)),
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "the registry is updated, but the clouds are not yet: {}; re-run `kiln publish BUCKET VERSION --target CLOUD` for each",
+            failed.join("; ")
+        );
+    }
+    Ok(lines)
+}
+
+fn reconcile_aws(
+    r: &mut kiln_registry::Registry,
+    target: &kiln_spec::model::PublishTarget,
+    accounts: Option<&kiln_spec::AccountMap>,
+    id: &str,
+) -> Result<Vec<String>, kiln_publish::PublishError> {
     let conn = Conn {
         region: target.regions[0].clone(),
         endpoint: std::env::var("KILN_AWS_ENDPOINT_URL")
@@ -171,32 +364,18 @@ pub fn reconcile_after(factory: Option<&Path>, versions: &[String]) -> anyhow::R
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    let mut failed = Vec::new();
-    for id in versions {
-        let has_amis = r.version(id)?.artifacts.iter().any(|a| a.platform == "aws");
-        if !has_amis {
-            continue;
-        }
-        match rt.block_on(publish::reconcile(&mut r, f.accounts.as_ref(), &conn, id)) {
-            Ok(done) => {
-                for (region, ami, added, removed, note) in &done.images {
-                    lines.push(format!(
-                        "  aws {region} {ami}: +{added} -{removed} launch permissions{}",
-                        note.as_deref()
-                            .map(|n| format!(" ({n})"))
-                            .unwrap_or_default()
-                    ));
-                }
-            }
-            Err(e) => failed.push(format!("{id}: {e}")),
-        }
-    }
-    if !failed.is_empty() {
-        bail!(
-            "the registry is updated, but AWS is not yet: {}; re-run `kiln publish BUCKET VERSION` for each",
-            failed.join("; ")
-        );
-    }
-    Ok(lines)
+        .map_err(|e| kiln_publish::PublishError::Io(format!("async runtime: {e}")))?;
+    let done = rt.block_on(publish::reconcile(r, accounts, &conn, id))?;
+    Ok(done
+        .images
+        .iter()
+        .map(|(region, ami, added, removed, note)| {
+            format!(
+                "  aws {region} {ami}: +{added} -{removed} launch permissions{}",
+                note.as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect())
 }

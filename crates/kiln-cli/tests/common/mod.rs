@@ -67,60 +67,72 @@ pub fn plan_waves(plan: &serde_json::Value) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
-pub const PUBLISH_VENV: &str = "/var/cache/kiln/venv-publish/bin";
+#[allow(unused_imports, reason = "only the publish tests use them")]
+pub use kiln_emulators::{Moto, PUBLISH_VENV};
 
-/// moto's server on a free loopback port (AWS's stand-in); killed when dropped.
-pub struct Moto {
-    child: std::process::Child,
-    pub url: String,
+/// The hex sha256 of a file.
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-impl Moto {
-    pub fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(format!("{PUBLISH_VENV}/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("moto_server: run scripts/host-deps.sh publish");
-        let t = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < std::time::Duration::from_secs(30),
-                "moto did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+/// Records an active version of base-debian12 with `files` (format, path) as its stored
+/// artifacts, a passing test report when `tested`, built from branch `main`, and puts it on
+/// `channel`; returns its id.
+pub fn stored_version(f: &Path, files: &[(&str, &Path)], tested: bool, channel: &str) -> String {
+    use kiln_registry::{Actor, Artifact, Registry, Role};
+    let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+    let a = Actor::new("build", Role::Admin);
+    r.ensure_bucket(&a, "base-debian12").unwrap();
+    let id = r
+        .start_version(
+            &a,
+            "base-debian12",
+            "fp",
+            &[],
+            serde_json::json!({"boot": "uefi", "git_commit": "abc123", "git_branch": "main"}),
+        )
+        .unwrap();
+    for (format, path) in files {
+        r.add_artifact(
+            &a,
+            &id,
+            &Artifact {
+                platform: "file".into(),
+                region: String::new(),
+                external_id: path.display().to_string(),
+                format: (*format).into(),
+                size: std::fs::metadata(path).unwrap().len(),
+                sha256: sha256_file(path),
+            },
+        )
+        .unwrap();
     }
-
-    /// Runs a boto3 snippet (with `ec2(region)` and `ssm(region)` defined) and parses its JSON.
-    pub fn query(&self, code: &str) -> serde_json::Value {
-        let script = format!(
-            "import boto3, json\nkw = dict(endpoint_url='{}', aws_access_key_id='testing', aws_secret_access_key='testing')\nec2 = lambda r: boto3.client('ec2', region_name=r, **kw)\nssm = lambda r: boto3.client('ssm', region_name=r, **kw)\n{code}",
-            self.url
-        );
-        let o = std::process::Command::new(format!("{PUBLISH_VENV}/python"))
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap()
+    if tested {
+        r.attach_report(
+            &a,
+            &id,
+            "test",
+            &serde_json::json!({"results": [{"id": "c1", "status": "pass"}]}),
+        )
+        .unwrap();
     }
+    r.complete(&a, &id).unwrap();
+    r.promote(&a, "base-debian12", &id, channel, "qa").unwrap();
+    id
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The (region, external id) of the version's artifacts on `platform`.
+pub fn artifacts_on(f: &Path, id: &str, platform: &str) -> Vec<(String, String)> {
+    let mut r = kiln_registry::Registry::open(&f.join(".kiln/registry.db")).unwrap();
+    r.version(id)
+        .unwrap()
+        .artifacts
+        .into_iter()
+        .filter(|a| a.platform == platform)
+        .map(|a| (a.region, a.external_id))
+        .collect()
 }

@@ -19,6 +19,7 @@ use super::ami::{self, Sharing};
 use super::ebs::{self, Upload, UploadReport};
 use super::{Clients, Conn};
 use crate::PublishError;
+use crate::preflight::{self, refuse};
 
 /// Why each region's AMI exists.
 #[derive(Debug, Clone, Serialize)]
@@ -84,113 +85,32 @@ pub struct Request<'a> {
     pub dry_run: bool,
 }
 
-fn refuse<T>(why: impl Into<String>) -> Result<T, PublishError> {
-    Err(PublishError::Refused(why.into()))
-}
-
-/// The principals the map gives the version's channels, and those channels.
-pub fn sharing_for(
-    r: &mut Registry,
-    map: &AccountMap,
-    bucket: &str,
-    version: &str,
-) -> Result<(Vec<String>, Sharing), PublishError> {
-    let channels: Vec<String> = r
-        .channels(bucket)
-        .map_err(|e| PublishError::Cloud(e.to_string()))?
-        .into_iter()
-        .filter(|c| c.version.as_deref() == Some(version) && c.name != kiln_registry::LATEST)
-        .map(|c| c.name)
-        .collect();
-    let mut want = Sharing::default();
-    for ch in &channels {
-        if let Some(acc) = map
-            .channels
-            .iter()
-            .find(|(name, _)| name.as_str() == ch)
-            .map(|(_, a)| &a.aws)
-        {
-            want.accounts.extend(acc.accounts.iter().cloned());
-            want.organizations.extend(acc.organizations.iter().cloned());
-            want.organizational_units
-                .extend(acc.organizational_units.iter().cloned());
-        }
+/// The AWS principals the map gives `channels`.
+pub fn sharing(map: &AccountMap, channels: &[String]) -> Sharing {
+    let p = preflight::principals(map, channels).aws;
+    Sharing {
+        accounts: p.accounts.into_iter().collect(),
+        organizations: p.organizations.into_iter().collect(),
+        organizational_units: p.organizational_units.into_iter().collect(),
     }
-    Ok((channels, want))
 }
 
-/// Every refusal, checked before any cloud call.
+/// The common checks, then: the map must name AWS principals for the version's channels.
 fn preflight(
     r: &mut Registry,
     req: &Request<'_>,
     bucket: &str,
     version: &str,
 ) -> Result<(kiln_registry::Version, Vec<String>, Sharing), PublishError> {
-    let Some(map) = req.accounts else {
-        return refuse(
-            "the factory has no accounts.yaml (or it could not be read): nothing is shared",
-        );
-    };
-    if map.is_empty() {
-        return refuse("accounts.yaml lists no account for any channel: nothing is shared");
-    }
-    let v = r
-        .version(version)
-        .map_err(|e| PublishError::Refused(e.to_string()))?;
-    if v.bucket != bucket {
-        return refuse(format!(
-            "version {version} belongs to {}, not {bucket}",
-            v.bucket
-        ));
-    }
-    if v.status != Status::Active {
-        return refuse(format!(
-            "{bucket}/{version} is {}: only active versions are published",
-            v.status.as_str()
-        ));
-    }
-    let tests = r
-        .report(version, "test")
-        .map_err(|e| PublishError::Cloud(e.to_string()))?;
-    let passed = tests
-        .as_ref()
-        .and_then(|t| t["results"].as_array())
-        .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|x| x["status"] == "pass"));
-    if !passed {
-        return refuse(match tests {
-            None => format!(
-                "{bucket}/{version} has no test report (built with --no-test?): only tested versions are published"
-            ),
-            Some(_) => format!(
-                "{bucket}/{version} did not pass its tests: only tested versions are published"
-            ),
-        });
-    }
-    if let Some(branch) = &req.target.default_branch {
-        let built_from = v.build.get("git_branch").and_then(Value::as_str);
-        if built_from != Some(branch.as_str()) {
-            return refuse(format!(
-                "{bucket}/{version} was built from {}; publish \"aws\" is limited to branch `{branch}`",
-                built_from.map_or(
-                    "no branch (detached or not a git checkout)".to_string(),
-                    |b| format!("branch `{b}`")
-                )
-            ));
-        }
-    }
-    let (channels, want) = sharing_for(r, map, bucket, version)?;
-    if channels.is_empty() {
-        return refuse(format!(
-            "{bucket}/{version} is on no channel: the account map shares per channel, promote it first"
-        ));
-    }
+    let ok = preflight::check(r, req.target, req.accounts, bucket, version)?;
+    let want = sharing(req.accounts.unwrap_or(&AccountMap::default()), &ok.channels);
     if want.is_empty() {
         return refuse(format!(
             "accounts.yaml gives channel(s) {} no AWS account, organization or OU: nothing is shared",
-            channels.join(", ")
+            ok.channels.join(", ")
         ));
     }
-    Ok((v, channels, want))
+    Ok((ok.version, ok.channels, want))
 }
 
 /// Publishes `bucket`/`version` as [`Request`] says; `progress` sees upload bytes.
@@ -218,15 +138,7 @@ pub async fn publish(
     if req.dry_run {
         return Ok(report);
     }
-    let raw = v
-        .artifacts
-        .iter()
-        .find(|a| a.platform == "file" && a.format == "raw")
-        .ok_or_else(|| {
-            PublishError::Refused(format!(
-                "{bucket}/{version} has no raw disk artifact (formats must include raw)"
-            ))
-        })?;
+    let raw = preflight::stored(&v, "raw", "the image's formats must include raw")?;
     let name = format!("{bucket}-{version}").to_lowercase();
     let mut tags: Vec<(String, String)> = vec![
         ("kiln:bucket".into(), bucket.into()),
@@ -332,7 +244,9 @@ pub async fn reconcile(
                 "the factory has no accounts.yaml (or it could not be read): launch permissions left as they are",
             );
         };
-        sharing_for(r, map, &v.bucket, version)?
+        let channels = preflight::channels_of(r, &v.bucket, version)?;
+        let want = sharing(map, &channels);
+        (channels, want)
     };
     let mut out = Reconciled {
         version: version.into(),

@@ -261,6 +261,7 @@ impl Account {
         vhd: &Path,
         sha256: &str,
         parallel: usize,
+        progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<BlobReport, PublishError> {
         let started = Instant::now();
         let agent = ureq::AgentBuilder::new()
@@ -352,7 +353,8 @@ impl Account {
                                         body: Some(&buf[..len]),
                                     },
                                 )?;
-                                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                progress((n + 1) * RANGE, size);
                                 Ok(())
                             });
                         if let Err(e) = r

@@ -1,61 +1,22 @@
-//! moto on loopback and test disks, for the publish tests.
+//! Test disks and a moto connection, for the publish tests.
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use kiln_publish::aws::Conn;
 use kiln_publish::aws::ebs::BLOCK;
 use sha2::{Digest, Sha256};
 
-const MOTO: &str = "/var/cache/kiln/venv-publish/bin/moto_server";
+pub use kiln_emulators::Moto;
 
-/// moto on a free loopback port; killed when dropped.
-pub struct Moto {
-    child: Child,
-    pub url: String,
-}
-
-impl Moto {
-    pub fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(MOTO)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server: run scripts/host-deps.sh publish");
-        let url = format!("http://127.0.0.1:{port}");
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "moto did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Moto { child, url }
-    }
-
-    /// A connection to moto in `region`.
-    pub fn conn_in(&self, region: &str) -> Conn {
-        Conn {
-            region: region.into(),
-            endpoint: Some(self.url.clone()),
-            static_credentials: Some(("testing".into(), "testing".into())),
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A connection to moto in `region`, with its fixed credentials.
+pub fn conn_in(moto: &Moto, region: &str) -> Conn {
+    Conn {
+        region: region.into(),
+        endpoint: Some(moto.url.clone()),
+        static_credentials: Some(("testing".into(), "testing".into())),
     }
 }
 

@@ -15,3 +15,16 @@ publish "aws" {
 publish "oracle" {
   regions = ["us-east-1"]
 }
+
+publish "azure" {
+  regions         = ["westeurope", "North Europe"]
+  subscription    = "not-a-guid"
+  resource_group  = "rg-images"
+  gallery         = "acme-images"
+  storage_account = "acmeimages"
+}
+
+publish "gcp" {
+  regions = ["eu", "us"]
+  project = "acme-images"
+}
