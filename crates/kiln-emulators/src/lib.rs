@@ -248,3 +248,66 @@ impl Recorder {
             .collect()
     }
 }
+
+/// A TCP proxy to a local port that forwards what the client sends at a limited rate and counts
+/// it: an upload through it takes long enough to be interrupted at a chosen point (fault tests).
+#[derive(Debug)]
+pub struct Throttle {
+    pub url: String,
+    forwarded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Throttle {
+    /// Listens on a free port, forwarding to `127.0.0.1:to` at about `bytes_per_sec`.
+    pub fn start(to: u16, bytes_per_sec: u64) -> Throttle {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = forwarded.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                let (mut c_in, mut s_out) = (
+                    client.try_clone().expect("a socket"),
+                    server.try_clone().expect("a socket"),
+                );
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let started = Instant::now();
+                    let mut sent = 0u64;
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n as u64;
+                        count.fetch_add(n as u64, Ordering::Relaxed);
+                        let due = Duration::from_secs_f64(sent as f64 / bytes_per_sec as f64);
+                        if let Some(wait) = due.checked_sub(started.elapsed()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Throttle {
+            url: format!("http://127.0.0.1:{port}"),
+            forwarded,
+        }
+    }
+
+    /// Bytes forwarded from clients so far.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
