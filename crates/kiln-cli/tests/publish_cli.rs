@@ -322,3 +322,60 @@ fn fails_closed_and_says_why() {
     );
     refused(&f, &moto, &id, "is on no channel");
 }
+
+#[test]
+fn reap_deregisters_a_reaped_versions_amis_and_deletes_their_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, id) = setup(dir.path(), true);
+    let hcl = std::fs::read_to_string(f.join("kiln.hcl"))
+        .unwrap()
+        .replace("keep_last    = 10", "keep_last    = 1")
+        .replace("min_age      = \"7d\"", "min_age      = \"0s\"");
+    std::fs::write(f.join("kiln.hcl"), hcl).unwrap();
+    let moto = Moto::start();
+    let o = publish(&f, &moto, &[&id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let arts = aws_artifacts(&f, &id);
+    let count = |m: &Moto| {
+        m.query("print(json.dumps([[len(ec2(r).describe_images(Owners=['self'])['Images']), len(ec2(r).describe_snapshots(OwnerIds=['self'])['Snapshots'])] for r in ('us-east-1', 'eu-west-1')]))")
+    };
+    // One AMI per region, each with its snapshot(s) (moto keeps the uploaded snapshot apart
+    // from the one it registers the AMI with).
+    let published = count(&moto);
+    let published_ok = |c: &serde_json::Value| {
+        c.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r[0] == 1 && r[1].as_u64().unwrap() >= 1)
+    };
+    assert!(published_ok(&published), "{published}");
+
+    // While the version is on `test` it is kept, and so are its AMIs.
+    let o = kiln_aws(&f, &moto, &["reap", "--role", "platform"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(count(&moto), published);
+
+    // A newer version takes the channel: the old one is reaped, in the registry and in AWS.
+    let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+    replace_on_test(&mut r, "newer");
+    drop(r);
+    let o = kiln_aws(&f, &moto, &["reap", "--role", "platform"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    // The test's raw disk lives outside the factory's store, so reap leaves it (and exits 1
+    // for it); every cloud deletion succeeded.
+    assert!(
+        out.contains("reaped      base-debian12")
+            && !out.contains("could not delete from the cloud"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (region, ami) in &arts {
+        assert!(
+            out.contains(&format!(
+                "aws {region} {ami} deregistered, snapshot(s) snap-"
+            )),
+            "{out}"
+        );
+    }
+    assert_eq!(count(&moto), serde_json::json!([[0, 0], [0, 0]]));
+}

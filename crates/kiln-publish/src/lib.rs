@@ -11,6 +11,7 @@ pub mod error;
 pub mod gcp;
 pub mod notify;
 pub mod preflight;
+pub mod reap;
 pub mod rest;
 
 pub use error::PublishError;

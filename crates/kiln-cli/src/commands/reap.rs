@@ -19,9 +19,21 @@ pub fn run(
     let mut reg = registry::open(factory)?;
     let actor = registry::actor(who)?;
     let out = kiln_pipeline::retention::reap(&f, &mut reg, &actor, dry_run)?;
+    let (clouds, cloud_failures) = if dry_run {
+        (Vec::new(), Vec::new())
+    } else {
+        remove_from_clouds(&f, &out.report.reaped)
+    };
+    let code = if cloud_failures.is_empty() {
+        exit(&out)
+    } else {
+        ExitCode::FAILURE
+    };
     if format == ValidateFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(exit(&out));
+        let mut v = serde_json::to_value(&out)?;
+        v["clouds"] = serde_json::json!({"deleted": clouds, "failed": cloud_failures});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(code);
     }
     let p = f.settings.retention;
     println!(
@@ -45,6 +57,16 @@ pub fn run(
             r.version,
             r.artifacts.len()
         );
+        let published = r.artifacts.iter().filter(|a| a.platform != "file").count();
+        if dry_run && published > 0 {
+            println!("              and its {published} published cloud image(s)");
+        }
+    }
+    for line in &clouds {
+        println!("  {line}");
+    }
+    for line in &cloud_failures {
+        println!("  could not delete from the cloud: {line}");
     }
     for k in &out.report.kept {
         println!(
@@ -66,7 +88,41 @@ pub fn run(
     for l in &out.leftovers {
         println!("  could not delete {}: {}", l.path, l.error);
     }
-    Ok(exit(&out))
+    Ok(code)
+}
+
+/// Deletes the reaped versions' published images on every cloud kiln.hcl publishes to; returns
+/// (lines done, failures). The registry has already marked them reaped: a failure is a cost
+/// left behind in a cloud account, listed so an operator can remove it.
+fn remove_from_clouds(
+    f: &kiln_spec::Factory,
+    reaped: &[kiln_registry::Reaped],
+) -> (Vec<String>, Vec<String>) {
+    let env = crate::cli::CloudEndpoints::from_env();
+    let endpoints = kiln_publish::reap::Endpoints {
+        aws: std::env::var("KILN_AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        azure: env.azure(),
+        gcp: env.gcp(),
+    };
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for target in &f.settings.publish {
+        for r in reaped {
+            match kiln_publish::reap::remove(
+                target,
+                &endpoints,
+                &r.bucket,
+                &r.version,
+                &r.artifacts,
+            ) {
+                Ok(lines) => done.extend(lines),
+                Err(e) => failed.push(format!("{} {}/{}: {e}", target.cloud, r.bucket, r.version)),
+            }
+        }
+    }
+    (done, failed)
 }
 
 /// Files that could not be deleted make the exit status 1 (the registry part is done).

@@ -295,3 +295,68 @@ pub async fn restore(
         .map(|_| ())
         .map_err(|e| describe(&e)))
 }
+
+/// Deregisters the AMI and deletes the snapshots behind it (the reaper's job). Returns the
+/// snapshots deleted; an AMI already gone is not an error.
+pub async fn deregister(c: &Clients, id: &str) -> Result<Vec<String>, PublishError> {
+    let out = match c.ec2.describe_images().image_ids(id).send().await {
+        Ok(o) => o,
+        Err(e) if describe(&e).contains("InvalidAMIID") => return Ok(Vec::new()),
+        Err(e) => return Err(err("DescribeImages", e)),
+    };
+    let snapshots: Vec<String> = out
+        .images()
+        .iter()
+        .flat_map(|i| i.block_device_mappings())
+        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+        .collect();
+    if out.images().is_empty() {
+        return Ok(Vec::new());
+    }
+    c.ec2
+        .deregister_image()
+        .image_id(id)
+        .send()
+        .await
+        .map_err(|e| err("DeregisterImage", e))?;
+    for s in &snapshots {
+        c.ec2
+            .delete_snapshot()
+            .snapshot_id(s)
+            .send()
+            .await
+            .map_err(|e| err("DeleteSnapshot", e))?;
+    }
+    Ok(snapshots)
+}
+
+/// Deletes the snapshots an upload of `version` made (tagged `kiln:version`) that are still
+/// there: one an interrupted publish never turned into an AMI, or one the AMI did not name.
+pub async fn delete_uploads(c: &Clients, version: &str) -> Result<Vec<String>, PublishError> {
+    let out = c
+        .ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{}", super::ebs::TAG_VERSION))
+                .values(version)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| err("DescribeSnapshots", e))?;
+    let mut deleted = Vec::new();
+    for s in out.snapshots() {
+        if let Some(id) = s.snapshot_id() {
+            c.ec2
+                .delete_snapshot()
+                .snapshot_id(id)
+                .send()
+                .await
+                .map_err(|e| err("DeleteSnapshot", e))?;
+            deleted.push(id.to_string());
+        }
+    }
+    Ok(deleted)
+}

@@ -201,6 +201,27 @@ impl Account {
         Ok(out)
     }
 
+    /// Deletes the blob; `false` when it did not exist.
+    pub fn delete(&self, container: &str, name: &str) -> Result<bool, PublishError> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(120))
+            .build();
+        match self.send(
+            &agent,
+            Req {
+                method: "DELETE",
+                path: &format!("{container}/{name}"),
+                query: vec![],
+                headers: vec![],
+                body: None,
+            },
+        ) {
+            Ok(_) => Ok(true),
+            Err(PublishError::Cloud(m)) if m.contains("HTTP 404") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates the container if it does not exist.
     pub fn ensure_container(
         &self,
