@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{artifacts_on, init_factory, stored_version};
+use common::{artifacts_on, init_factory, ok, stored_version};
 use kiln_emulators::{Azurite, Recorder};
 use kiln_publish::azure::blob::Account;
 use serde_json::json;
@@ -70,16 +70,6 @@ fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (f, vhd)
 }
 
-fn success(o: &Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
 #[test]
 fn publishes_to_the_gallery_shares_as_the_map_says_and_follows_revocation() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +80,7 @@ fn publishes_to_the_gallery_shares_as_the_map_says_and_follows_revocation() {
         rec: Recorder::start(),
     };
 
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &["publish", "base-debian12", &id, "--target", "azure"],
@@ -200,7 +190,7 @@ fn publishes_to_the_gallery_shares_as_the_map_says_and_follows_revocation() {
 
     // A re-run finds everything: no upload, no new version, no share change.
     let before = c.rec.requests().len();
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &["publish", "base-debian12", &id, "--target", "azure"],
@@ -218,7 +208,7 @@ fn publishes_to_the_gallery_shares_as_the_map_says_and_follows_revocation() {
 
     // A subscription leaves the map: the share is removed from the gallery.
     std::fs::write(f.join("accounts.yaml"), accounts(&[])).unwrap();
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &["publish", "base-debian12", &id, "--target", "azure"],
@@ -231,7 +221,7 @@ fn publishes_to_the_gallery_shares_as_the_map_says_and_follows_revocation() {
     );
 
     // Revocation excludes the version from latest and tags it; restore undoes both.
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &[
@@ -259,7 +249,7 @@ fn publishes_to_the_gallery_shares_as_the_map_says_and_follows_revocation() {
         &["publish", "base-debian12", &id, "--target", "azure"],
     );
     assert!(!o.status.success(), "a revoked version was published");
-    success(&kiln(
+    ok(&kiln(
         &f,
         &c,
         &["restore", "base-debian12", &id, "--role", "security"],

@@ -11,8 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{Moto, init_factory};
-use kiln_registry::{Actor, Artifact, Registry, Role};
-use sha2::{Digest, Sha256};
+use kiln_registry::{Actor, Registry, Role};
 
 fn publish(f: &Path, moto: &Moto, extra: &[&str]) -> Output {
     let mut args = vec!["publish", "base-debian12"];
@@ -49,46 +48,7 @@ fn setup(dir: &Path, tested: bool) -> (std::path::PathBuf, String) {
     file.write_all_at(&[0xeb; 4096], 0).unwrap();
     file.write_all_at(b"kiln", 9 << 20).unwrap();
     drop(file);
-    let sha: String = Sha256::digest(std::fs::read(&disk).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
-    let a = Actor::new("build", Role::Admin);
-    r.ensure_bucket(&a, "base-debian12").unwrap();
-    let id = r
-        .start_version(
-            &a,
-            "base-debian12",
-            "fp",
-            &[],
-            serde_json::json!({"boot": "uefi", "git_commit": "abc123"}),
-        )
-        .unwrap();
-    r.add_artifact(
-        &a,
-        &id,
-        &Artifact {
-            platform: "file".into(),
-            region: String::new(),
-            external_id: disk.display().to_string(),
-            format: "raw".into(),
-            size: 16 << 20,
-            sha256: sha,
-        },
-    )
-    .unwrap();
-    if tested {
-        r.attach_report(
-            &a,
-            &id,
-            "test",
-            &serde_json::json!({"results": [{"id": "c1", "status": "pass"}]}),
-        )
-        .unwrap();
-    }
-    r.complete(&a, &id).unwrap();
-    r.promote(&a, "base-debian12", &id, "test", "qa").unwrap();
+    let id = common::stored_version_from(&f, &[("raw", &disk)], tested, "test", None);
     (f, id)
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{artifacts_on, init_factory, stored_version};
+use common::{artifacts_on, init_factory, ok, stored_version};
 use kiln_emulators::{Gcs, Recorder, Throttle};
 use serde_json::json;
 
@@ -42,16 +42,6 @@ fn command(f: &Path, c: &Clouds, args: &[&str]) -> Command {
 
 fn kiln(f: &Path, c: &Clouds, args: &[&str]) -> Output {
     command(f, c, args).output().unwrap()
-}
-
-fn success(o: &Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
 }
 
 /// A factory publishing to GCP, and a real gce tarball (old-GNU tar of a sparse disk.raw,
@@ -110,7 +100,7 @@ fn publishes_an_image_shares_it_with_the_maps_projects_and_follows_revocation() 
     let id = stored_version(&f, &[("gce", &tgz)], true, "production");
     let c = start();
 
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &["publish", "base-debian12", &id, "--target", "gcp"],
@@ -200,7 +190,7 @@ fn publishes_an_image_shares_it_with_the_maps_projects_and_follows_revocation() 
     );
 
     // A re-run sends nothing and creates nothing.
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &["publish", "base-debian12", &id, "--target", "gcp"],
@@ -218,7 +208,7 @@ fn publishes_an_image_shares_it_with_the_maps_projects_and_follows_revocation() 
 
     // Revocation: no image user left, the image deprecated; restore makes it active again,
     // and a promotion gives the channel's project the role back.
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &[
@@ -241,14 +231,14 @@ fn publishes_an_image_shares_it_with_the_maps_projects_and_follows_revocation() 
     assert_eq!(dep.len(), 1);
     assert_eq!(dep[0]["body"], json!({"state": "DEPRECATED"}));
 
-    success(&kiln(
+    ok(&kiln(
         &f,
         &c,
         &["restore", "base-debian12", &id, "--role", "security"],
     ));
     let dep = c.rec.matching("POST", &format!("/images/{name}/deprecate"));
     assert_eq!(dep.last().unwrap()["body"], json!({"state": "ACTIVE"}));
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &[
@@ -308,7 +298,7 @@ fn an_interrupted_upload_is_completed_by_a_rerun_and_never_recorded_half_done() 
     let o = interrupted(&f, &mut c, &tgz, &id, true);
     assert!(!o.status.success());
     assert!(artifacts_on(&f, &id, "gcp").is_empty());
-    let out = success(&kiln(
+    let out = ok(&kiln(
         &f,
         &c,
         &["publish", "base-debian12", &id, "--target", "gcp"],
@@ -346,7 +336,7 @@ fn an_interrupted_upload_is_completed_by_a_rerun_and_never_recorded_half_done() 
     );
     c.gcs = Gcs::start_on(c.gcs.port);
     c.gcs.create_bucket("kiln-uploads");
-    success(&kiln(
+    ok(&kiln(
         &f2,
         &c,
         &["publish", "base-debian12", &id2, "--target", "gcp"],

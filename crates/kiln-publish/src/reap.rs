@@ -36,18 +36,11 @@ pub fn remove(
     match &target.settings {
         CloudSettings::Aws => remove_aws(endpoints, version, &mine),
         CloudSettings::Azure {
-            subscription,
-            resource_group,
-            gallery,
             storage_account,
             container,
+            ..
         } => {
-            let place = crate::azure::gallery::Place {
-                subscription: subscription.clone(),
-                resource_group: resource_group.clone(),
-                gallery: gallery.clone(),
-                storage_account: storage_account.clone(),
-            };
+            let (place, _) = crate::azure::publish::place_of(target)?;
             let rest = Rest::new(
                 endpoints
                     .azure

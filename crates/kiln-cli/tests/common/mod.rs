@@ -83,6 +83,17 @@ pub fn sha256_file(p: &Path) -> String {
 /// artifacts, a passing test report when `tested`, built from branch `main`, and puts it on
 /// `channel`; returns its id.
 pub fn stored_version(f: &Path, files: &[(&str, &Path)], tested: bool, channel: &str) -> String {
+    stored_version_from(f, files, tested, channel, Some("main"))
+}
+
+/// [`stored_version`] built from `branch` (`None`: not a git checkout).
+pub fn stored_version_from(
+    f: &Path,
+    files: &[(&str, &Path)],
+    tested: bool,
+    channel: &str,
+    branch: Option<&str>,
+) -> String {
     use kiln_registry::{Actor, Artifact, Registry, Role};
     let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
     let a = Actor::new("build", Role::Admin);
@@ -93,7 +104,7 @@ pub fn stored_version(f: &Path, files: &[(&str, &Path)], tested: bool, channel: 
             "base-debian12",
             "fp",
             &[],
-            serde_json::json!({"boot": "uefi", "git_commit": "abc123", "git_branch": "main"}),
+            serde_json::json!({"boot": "uefi", "git_commit": "abc123", "git_branch": branch}),
         )
         .unwrap();
     for (format, path) in files {

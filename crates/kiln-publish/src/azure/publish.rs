@@ -87,7 +87,8 @@ impl From<&BlobReport> for BlobSummary {
     }
 }
 
-fn place_of(target: &PublishTarget) -> Result<(Place, String), PublishError> {
+/// The gallery's place and the blob container, from a `publish "azure"` block.
+pub fn place_of(target: &PublishTarget) -> Result<(Place, String), PublishError> {
     match &target.settings {
         CloudSettings::Azure {
             subscription,
