@@ -7,7 +7,6 @@ use kiln_registry::Artifact;
 use kiln_spec::model::{CloudSettings, PublishTarget};
 
 use crate::PublishError;
-use crate::rest::Rest;
 
 /// Where each cloud's calls go (`None` / default: the public endpoints).
 #[derive(Debug, Clone, Default)]
@@ -35,20 +34,9 @@ pub fn remove(
     }
     match &target.settings {
         CloudSettings::Aws => remove_aws(endpoints, version, &mine),
-        CloudSettings::Azure {
-            storage_account,
-            container,
-            ..
-        } => {
+        CloudSettings::Azure { container, .. } => {
             let (place, _) = crate::azure::publish::place_of(target)?;
-            let rest = Rest::new(
-                endpoints
-                    .azure
-                    .management
-                    .as_deref()
-                    .unwrap_or(crate::azure::arm::MANAGEMENT),
-                crate::azure::arm::token()?,
-            );
+            let rest = crate::azure::publish::management_api(&endpoints.azure)?;
             let mut lines = Vec::new();
             let mut ids: Vec<&str> = mine.iter().map(|a| a.external_id.as_str()).collect();
             ids.dedup();
@@ -57,19 +45,8 @@ pub fn remove(
                     lines.push(format!("azure gallery version {id} deleted"));
                 }
             }
-            let key = match std::env::var("AZURE_STORAGE_KEY") {
-                Ok(k) if !k.trim().is_empty() => k.trim().to_string(),
-                _ => crate::azure::gallery::account_key(&rest, &place)?,
-            };
-            let account =
-                crate::azure::blob::Account {
-                    name: storage_account.clone(),
-                    key,
-                    endpoint: endpoints.azure.blob.clone().unwrap_or_else(|| {
-                        format!("https://{storage_account}.blob.core.windows.net")
-                    }),
-                };
-            let blob = format!("{bucket}/{version}.vhd");
+            let account = crate::azure::publish::blob_account(&rest, &place, &endpoints.azure)?;
+            let blob = crate::azure::publish::blob_name(bucket, version);
             if account.delete(container, &blob)? {
                 lines.push(format!("azure blob {container}/{blob} deleted"));
             }
@@ -79,32 +56,16 @@ pub fn remove(
             project,
             bucket: gcs,
         } => {
-            let token = crate::gcp::compute::token()?;
-            let rest = Rest::new(
-                endpoints
-                    .gcp
-                    .compute
-                    .as_deref()
-                    .unwrap_or(crate::gcp::compute::COMPUTE),
-                token.clone(),
-            );
+            let apis = crate::gcp::publish::apis(&endpoints.gcp)?;
             let mut lines = Vec::new();
             for a in &mine {
                 let name = a.external_id.rsplit('/').next().unwrap_or_default();
-                if crate::gcp::compute::delete(&rest, project, name)? {
+                if crate::gcp::compute::delete(&apis.compute, project, name)? {
                     lines.push(format!("gcp image {name} deleted"));
                 }
             }
-            let store = crate::gcp::storage::Bucket::new(
-                endpoints
-                    .gcp
-                    .storage
-                    .as_deref()
-                    .unwrap_or(crate::gcp::storage::STORAGE),
-                gcs,
-                token,
-            );
-            let object = format!("{bucket}/{version}.tar.gz");
+            let store = crate::gcp::publish::store(&endpoints.gcp, gcs, apis.token);
+            let object = crate::gcp::publish::object_name(bucket, version);
             if store.delete(&object)? {
                 lines.push(format!("gcp object gs://{gcs}/{object} deleted"));
             }

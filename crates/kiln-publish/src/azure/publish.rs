@@ -120,10 +120,35 @@ pub fn audience(map: &AccountMap) -> (Vec<String>, Vec<String>) {
     (p.subscriptions, p.tenants)
 }
 
-fn management(e: &Endpoints) -> String {
-    e.management
-        .clone()
-        .unwrap_or_else(|| super::arm::MANAGEMENT.to_string())
+/// Resource Manager at the configured endpoint, with a token.
+pub fn management_api(e: &Endpoints) -> Result<Rest, PublishError> {
+    Ok(Rest::new(
+        e.management.as_deref().unwrap_or(super::arm::MANAGEMENT),
+        super::arm::token()?,
+    ))
+}
+
+/// The storage account with its key: `AZURE_STORAGE_KEY`, else Resource Manager's listKeys.
+pub fn blob_account(rest: &Rest, place: &Place, e: &Endpoints) -> Result<Account, PublishError> {
+    let key = match std::env::var("AZURE_STORAGE_KEY") {
+        Ok(k) if !k.trim().is_empty() => k.trim().to_string(),
+        _ => gallery::account_key(rest, place)?,
+    };
+    Ok(Account {
+        name: place.storage_account.clone(),
+        key,
+        endpoint: e
+            .blob
+            .clone()
+            .unwrap_or_else(|| format!("https://{}.blob.core.windows.net", place.storage_account))
+            .trim_end_matches('/')
+            .to_string(),
+    })
+}
+
+/// The page blob a version's VHD is uploaded to (and the reaper deletes).
+pub fn blob_name(bucket: &str, version: &str) -> String {
+    format!("{bucket}/{version}.vhd")
 }
 
 /// The tags every gallery version carries (and a revocation adds to).
@@ -177,25 +202,11 @@ pub fn publish(
         return Ok(report);
     }
     let vhd = preflight::stored(&v, "vhd", "the image's formats must include vhd")?;
-    let rest = Rest::new(&management(&req.endpoints), super::arm::token()?);
-    let key = match std::env::var("AZURE_STORAGE_KEY") {
-        Ok(k) if !k.trim().is_empty() => k.trim().to_string(),
-        _ => gallery::account_key(&rest, &place)?,
-    };
-    let account = Account {
-        name: place.storage_account.clone(),
-        key,
-        endpoint: req
-            .endpoints
-            .blob
-            .clone()
-            .unwrap_or_else(|| format!("https://{}.blob.core.windows.net", place.storage_account))
-            .trim_end_matches('/')
-            .to_string(),
-    };
+    let rest = management_api(&req.endpoints)?;
+    let account = blob_account(&rest, &place, &req.endpoints)?;
     let blob = account.upload_page_blob(
         &container,
-        &format!("{bucket}/{version}.vhd"),
+        &blob_name(bucket, version),
         req.disk,
         &vhd.sha256,
         req.parallel,
@@ -278,7 +289,7 @@ pub fn reconcile(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = Rest::new(&management(endpoints), super::arm::token()?);
+    let rest = management_api(endpoints)?;
     let revoked = v.status == Status::Revoked;
     let mut lines = Vec::new();
     for id in ids {

@@ -61,13 +61,14 @@ fn place_of(target: &PublishTarget) -> Result<(String, String), PublishError> {
     }
 }
 
-struct Apis {
-    compute: Rest,
-    crm: Rest,
-    token: String,
+/// The management APIs, reached with one token.
+pub(crate) struct Apis {
+    pub compute: Rest,
+    pub crm: Rest,
+    pub token: String,
 }
 
-fn apis(e: &Endpoints) -> Result<Apis, PublishError> {
+pub(crate) fn apis(e: &Endpoints) -> Result<Apis, PublishError> {
     let token = compute::token()?;
     Ok(Apis {
         compute: Rest::new(
@@ -82,6 +83,20 @@ fn apis(e: &Endpoints) -> Result<Apis, PublishError> {
         ),
         token,
     })
+}
+
+/// The Cloud Storage bucket uploads go to.
+pub(crate) fn store(e: &Endpoints, bucket: &str, token: String) -> Bucket {
+    Bucket::new(
+        e.storage.as_deref().unwrap_or(super::storage::STORAGE),
+        bucket,
+        token,
+    )
+}
+
+/// The object a version's tar.gz is uploaded to (and the reaper deletes).
+pub fn object_name(bucket: &str, version: &str) -> String {
+    format!("{bucket}/{version}.tar.gz")
 }
 
 fn members(crm: &Rest, projects: &[String]) -> Result<Vec<String>, PublishError> {
@@ -135,15 +150,8 @@ pub fn publish(
     }
     let tarball = preflight::stored(&v, "gce", "the image's formats must include gce")?;
     let apis = apis(&req.endpoints)?;
-    let store = Bucket::new(
-        req.endpoints
-            .storage
-            .as_deref()
-            .unwrap_or(super::storage::STORAGE),
-        &gcs_bucket,
-        apis.token.clone(),
-    );
-    let object = format!("{bucket}/{version}.tar.gz");
+    let store = store(&req.endpoints, &gcs_bucket, apis.token.clone());
+    let object = object_name(bucket, version);
     let up = store.upload(&object, req.disk, &tarball.sha256, progress)?;
     let source = up.url.clone();
     report.object = Some(up);
