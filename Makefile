@@ -41,7 +41,7 @@ test: deps test-cache check fuzz-smoke
 
 ## The build tests share a stage cache; keep it bounded (least recently used stages go first)
 ## so repeated runs on one machine do not fill its disk.
-TEST_CACHE_MAX ?= 15GiB
+TEST_CACHE_MAX ?= 8GiB
 test-cache:
 	@$(CARGO) build --quiet -p kiln-cli
 	@$(KILN) -q cache prune --cache-dir "$${KILN_TEST_CACHE_DIR:-/var/cache/kiln/test-stages}" --max-size $(TEST_CACHE_MAX)

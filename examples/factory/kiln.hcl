@@ -30,12 +30,17 @@ retention {
 #   events     = ["version.failed", "version.promoted", "version.revoked", "version.outdated"]
 # }
 
-# Where `kiln publish` shares images (accounts.yaml says with whom, per channel). The first region
-# receives the upload, the others copies. Nothing is shared from other branches than this one.
+# Where `kiln publish` (and `kiln build`, after promoting) shares images; accounts.yaml says with
+# whom, per channel. The first region receives the upload, the others copies. Nothing is shared
+# from other branches than default_branch.
 # publish "aws" {
 #   regions        = ["us-east-1", "eu-west-1"]
 #   default_branch = "main"
 #   tags           = { team = "platform" }
+#   channel "production" {            # versions on production also get these
+#     regions = ["ap-southeast-2"]
+#     tags    = { tier = "prod" }
+#   }
 # }
 # Azure: the VHD goes to a page blob, then a Compute Gallery version of the image definition
 # named after the bucket (which must exist), replicated to every region.

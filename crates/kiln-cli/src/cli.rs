@@ -400,6 +400,11 @@ pub struct BuildArgs {
     /// Stop at the first failed image (default: keep going with independent images).
     #[arg(long)]
     pub fail_fast: bool,
+    /// Skip the publish stage (by default each promoted version goes to every cloud of a
+    /// `publish` block, endpoints and credentials from the environment as `kiln publish` reads
+    /// them).
+    #[arg(long)]
+    pub no_publish: bool,
     #[command(flatten)]
     pub cache: CacheDir,
     #[command(flatten)]

@@ -6,8 +6,13 @@
 //! 3. another base change built alone and promoted (automatically, to dev, the channel the child
 //!    tracks) → `kiln outdated` reports the child → `kiln build --outdated` rebuilds it on the
 //!    new base, and nothing is out of date any more;
-//! 4. the first (booted and tested) base is promoted to `test` and published to AWS's stand-in
-//!    (moto): its snapshot, read back block by block, is the raw disk bit for bit.
+//! 4. the first (booted and tested) base is promoted to `test`; its AMI gains the test channel's
+//!    account and a re-run of `kiln publish` creates nothing.
+//!
+//! The factory publishes to AWS's stand-in (moto) and its map gives `dev` an account: step 1's
+//! publish stage shares both tested versions, whose snapshots read back bit for bit; steps 2 and
+//! 3 build untested versions, which are not published, and the versions they push off `dev`
+//! lose its account and its SSM parameter.
 //!
 //! The child tracks `dev` here (the example's tracks `production`, which needs a scan report and
 //! an approval). Steps 2 and 3 skip the boot test: step 1 covers it and the rest is pipeline.
@@ -17,15 +22,21 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{cache_dir, ok};
+use common::{Moto, cache_dir, ok};
 use kiln_registry::{Registry, Status};
 use serde_json::Value;
+
+/// moto's address, for every kiln run of the test.
+static MOTO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn kiln(f: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--factory")
         .arg(f)
         .args(args)
+        .env("KILN_AWS_ENDPOINT_URL", MOTO.get().expect("moto started"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("KILN_CACHE_DIR", cache_dir())
         .env("KILN_ACTOR", "ci-e2e")
         .env("KILN_ROLE", "ci")
@@ -96,12 +107,27 @@ fn build_change_rebuild_promote_cascade() {
     )
     .unwrap();
     std::fs::write(f.join(".gitignore"), ".kiln/\n").unwrap();
+    let moto = Moto::start();
+    MOTO.set(moto.url.clone()).unwrap();
+    let mut hcl = std::fs::read_to_string(f.join("kiln.hcl")).unwrap();
+    hcl.push_str("\npublish \"aws\" {\n  regions = [\"us-east-1\"]\n}\n");
+    std::fs::write(f.join("kiln.hcl"), hcl).unwrap();
+    let map = std::fs::read_to_string(f.join("accounts.yaml")).unwrap();
+    std::fs::write(
+        f.join("accounts.yaml"),
+        map.replace(
+            "channels:\n",
+            "channels:\n  dev:\n    aws:\n      accounts: [\"444444444444\"]\n",
+        ),
+    )
+    .unwrap();
     git(&f, &["init", "-q"]);
     git(&f, &["add", "."]);
     git(&f, &["commit", "-qm", "factory"]);
 
-    // 1. Everything, with boot tests.
-    let first = results(&json(&kiln(&f, &["build", "--all", "--format", "json"])));
+    // 1. Everything, with boot tests, published.
+    let built = json(&kiln(&f, &["build", "--all", "--format", "json"]));
+    let first = results(&built);
     assert_eq!(first.len(), 2, "{first:?}");
     assert_eq!(
         (first[0].0.as_str(), first[0].1.as_str()),
@@ -122,7 +148,7 @@ fn build_change_rebuild_promote_cascade() {
                 formats.contains(&"raw") && formats.contains(&"qcow2"),
                 "{formats:?}"
             );
-            for a in &ver.artifacts {
+            for a in ver.artifacts.iter().filter(|a| a.platform == "file") {
                 assert!(
                     Path::new(&a.external_id).exists(),
                     "{} missing",
@@ -148,6 +174,21 @@ fn build_change_rebuild_promote_cascade() {
         }
         assert_eq!(r.version(&w1).unwrap().parents, std::slice::from_ref(&v1));
     }
+    for (i, v) in [&v1, &w1].into_iter().enumerate() {
+        let p = &built[i]["published"][0];
+        assert_eq!(
+            (&p["cloud"], &p["result"]),
+            (&"aws".into(), &"published".into()),
+            "{p:#}"
+        );
+        snapshot_is_the_disk(&f, &moto, v, &p["report"]);
+    }
+    let ami1 = ami_of(&f, &v1);
+    assert_eq!(shared(&moto, &ami1), serde_json::json!(["444444444444"]));
+    assert_eq!(
+        parameter(&moto, "/kiln/base-debian12/dev"),
+        serde_json::json!(ami1)
+    );
     let versions = ok(&kiln(&f, &["versions", "base-debian12"]));
     assert!(versions.contains(&v1), "{versions}");
     let ancestry = ok(&kiln(&f, &["ancestry", "app-web"]));
@@ -163,7 +204,7 @@ fn build_change_rebuild_promote_cascade() {
         &["plan", "--since", "HEAD~1", "--format", "json"],
     ));
     assert_eq!(waves(&plan), [["base-debian12"], ["app-web"]]);
-    let second = results(&json(&kiln(
+    let second_json = json(&kiln(
         &f,
         &[
             "build",
@@ -173,13 +214,28 @@ fn build_change_rebuild_promote_cascade() {
             "--format",
             "json",
         ],
-    )));
+    ));
+    let second = results(&second_json);
     let names: Vec<(&str, &str)> = second
         .iter()
         .map(|r| (r.0.as_str(), r.1.as_str()))
         .collect();
     assert_eq!(names, [("base-debian12", "built"), ("app-web", "built")]);
     let (v2, w2) = (second[0].2.clone(), second[1].2.clone());
+    // Untested: not published; the versions it displaced from dev lose dev's account and the
+    // parameter that named them.
+    let status: Vec<&Value> = second_json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["published"][0]["result"])
+        .collect();
+    assert_eq!(
+        status,
+        [&Value::from("not published"), &Value::from("not published")]
+    );
+    assert_eq!(shared(&moto, &ami1), serde_json::json!([]));
+    assert_eq!(parameter(&moto, "/kiln/base-debian12/dev"), Value::Null);
     {
         let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
         assert_ne!(
@@ -198,6 +254,7 @@ fn build_change_rebuild_promote_cascade() {
             "base-debian12",
             "--no-cascade",
             "--no-test",
+            "--no-publish",
             "--format",
             "json",
         ],
@@ -240,32 +297,55 @@ fn build_change_rebuild_promote_cascade() {
         &["build", "--outdated", "--no-test", "--format", "json"],
     ));
     assert!(nothing.as_array().unwrap().is_empty(), "{nothing}");
-    // 4. The first tested base goes to `test` and is published to AWS (moto's server): every
-    // snapshot block read back (boto3's GetSnapshotBlock) reassembles the raw disk, bit for bit.
-    published_bit_for_bit(&f, &v1);
+    // 4. The first tested base goes to `test`: its AMI gains the test channel's account (and
+    // the test parameter names it); publishing it again creates nothing.
+    ok(&kiln(
+        &f,
+        &["promote", "base-debian12", &v1, "--to", "test"],
+    ));
+    assert_eq!(shared(&moto, &ami1), serde_json::json!(["111111111111"]));
+    assert_eq!(
+        parameter(&moto, "/kiln/base-debian12/test"),
+        serde_json::json!(ami1)
+    );
+    let again = json(&kiln(
+        &f,
+        &["publish", "base-debian12", &v1, "--format", "json"],
+    ));
+    assert_eq!(again["images"][0]["created"], false, "{again:#}");
+    assert_eq!(again["images"][0]["ami"], ami1.as_str());
     ok(&kiln(&f, &["audit", "verify"]));
 }
 
-fn published_bit_for_bit(f: &Path, version: &str) {
-    let moto = common::Moto::start();
-    let mut hcl = std::fs::read_to_string(f.join("kiln.hcl")).unwrap();
-    hcl.push_str("\npublish \"aws\" {\n  regions = [\"us-east-1\"]\n}\n");
-    std::fs::write(f.join("kiln.hcl"), hcl).unwrap();
-    let env = |c: &mut std::process::Command| {
-        c.env("KILN_AWS_ENDPOINT_URL", &moto.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing");
-    };
-    ok(&kiln(
-        f,
-        &["promote", "base-debian12", version, "--to", "test"],
-    ));
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
-    c.arg("--factory")
-        .arg(f)
-        .args(["publish", "base-debian12", version, "--format", "json"]);
-    env(&mut c);
-    let report: Value = serde_json::from_slice(&ok(&c.output().unwrap()).into_bytes()).unwrap();
+/// The version's AMI (us-east-1), as recorded.
+fn ami_of(f: &Path, version: &str) -> String {
+    let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+    let aws: Vec<_> = r
+        .version(version)
+        .unwrap()
+        .artifacts
+        .into_iter()
+        .filter(|a| a.platform == "aws")
+        .collect();
+    assert_eq!(aws.len(), 1, "{aws:?}");
+    assert!(aws[0].external_id.starts_with("ami-"));
+    aws[0].external_id.clone()
+}
+
+/// The accounts the AMI is shared with, sorted, as moto tells boto3.
+fn shared(moto: &Moto, ami: &str) -> Value {
+    moto.query(&format!("print(json.dumps(sorted(p['UserId'] for p in ec2('us-east-1').describe_image_attribute(ImageId='{ami}', Attribute='launchPermission')['LaunchPermissions'])))"))
+}
+
+/// An SSM parameter's value, or null when there is none.
+fn parameter(moto: &Moto, name: &str) -> Value {
+    moto.query(&format!("try:\n  print(json.dumps(ssm('us-east-1').get_parameter(Name='{name}')['Parameter']['Value']))\nexcept ssm('us-east-1').exceptions.ParameterNotFound:\n  print('null')"))
+}
+
+/// The snapshot the build's publish stage sent (its `report`), read back block by block with
+/// boto3's GetSnapshotBlock, is the version's raw disk bit for bit, and most of it was skipped
+/// as all-zero.
+fn snapshot_is_the_disk(f: &Path, moto: &Moto, version: &str, report: &Value) {
     let snap = report["snapshot"]["id"].as_str().unwrap().to_string();
     let skipped = report["snapshot"]["blocks_zero"].as_u64().unwrap();
     let sent = report["snapshot"]["blocks_sent"].as_u64().unwrap();
@@ -288,15 +368,6 @@ fn published_bit_for_bit(f: &Path, version: &str) {
         "reassembled from the snapshot"
     );
     assert_eq!(back["blocks"].as_u64(), Some(sent));
-    let aws: Vec<_> = r
-        .version(version)
-        .unwrap()
-        .artifacts
-        .into_iter()
-        .filter(|a| a.platform == "aws")
-        .collect();
-    assert_eq!(aws.len(), 1);
-    assert!(aws[0].external_id.starts_with("ami-"));
     println!(
         "published {version}: {sent} blocks sent, {skipped} all-zero skipped; read back sha256 {}",
         raw.sha256

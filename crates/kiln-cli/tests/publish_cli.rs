@@ -8,9 +8,11 @@ mod common;
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{Moto, init_factory};
+use kiln_emulators::Throttle;
 use kiln_registry::{Actor, Registry, Role};
 
 fn publish(f: &Path, moto: &Moto, extra: &[&str]) -> Output {
@@ -21,17 +23,21 @@ fn publish(f: &Path, moto: &Moto, extra: &[&str]) -> Output {
 
 /// `kiln ARGS` with AWS pointed at moto.
 fn kiln_aws(f: &Path, moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--factory")
+    aws_at(f, &moto.url, args).output().unwrap()
+}
+
+/// `kiln ARGS` with AWS at `url`, test credentials and a non-admin actor.
+fn aws_at(f: &Path, url: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.arg("--factory")
         .arg(f)
         .args(args)
-        .env("KILN_AWS_ENDPOINT_URL", &moto.url)
+        .env("KILN_AWS_ENDPOINT_URL", url)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("KILN_ACTOR", "tester")
-        .env_remove("KILN_ROLE")
-        .output()
-        .unwrap()
+        .env_remove("KILN_ROLE");
+    c
 }
 
 /// A factory publishing to two regions, and one active, tested version of base-debian12 whose
@@ -123,7 +129,16 @@ fn publishes_shares_as_the_map_says_and_reruns_create_nothing() {
     assert_eq!(aws_artifacts(&f, &id), arts);
 
     // Promoted to production as well: its accounts and OU are added; the test channel moves
-    // away: its account is removed.
+    // away: its account is removed. Production's channel block adds a region and a tag.
+    let hcl = std::fs::read_to_string(f.join("kiln.hcl")).unwrap();
+    std::fs::write(
+        f.join("kiln.hcl"),
+        hcl.replace(
+            "tags    = { team = \"platform\" }\n}",
+            "tags    = { team = \"platform\" }\n  channel \"production\" {\n    regions = [\"ap-southeast-2\"]\n    tags    = { tier = \"prod\" }\n  }\n}",
+        ),
+    )
+    .unwrap();
     let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
     let a = Actor::new("ops", Role::Admin);
     r.promote(&a, "base-debian12", &id, "production", "go")
@@ -139,6 +154,14 @@ fn publishes_shares_as_the_map_says_and_reruns_create_nothing() {
             "333333333333",
             "arn:aws:organizations::222222222222:ou/o-exampleorg1/ou-ab12-cdef3456"
         ])
+    );
+    let regions: Vec<String> = aws_artifacts(&f, &id).into_iter().map(|a| a.0).collect();
+    assert_eq!(regions, ["ap-southeast-2", "eu-west-1", "us-east-1"]);
+    let tier = moto.query("print(json.dumps([[{t['Key']: t['Value'] for t in i.get('Tags', [])}.get('tier') for i in ec2(r).describe_images(Owners=['self'])['Images']] for r in ('us-east-1', 'ap-southeast-2')]))");
+    assert_eq!(
+        tier,
+        serde_json::json!([["prod"], ["prod"]]),
+        "the copy in production's region, and the found AMI re-tagged"
     );
 
     // Revocation reaches AWS: no launch permission left in either region, the AMIs tagged;
@@ -338,4 +361,153 @@ fn reap_deregisters_a_reaped_versions_amis_and_deletes_their_snapshots() {
         );
     }
     assert_eq!(count(&moto), serde_json::json!([[0, 0], [0, 0]]));
+}
+
+/// A tested version on `test` whose raw disk is `mib` MiB of random data (nothing to skip: the
+/// upload takes long enough through a throttle to be interrupted); `seed` makes disks differ.
+fn setup_random(
+    dir: &Path,
+    mib: usize,
+    seed: u64,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let (f, _) = setup(dir, true);
+    let disk = dir.join("random.raw");
+    let mut data = vec![0u8; mib << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(&disk, &data).unwrap();
+    let id = common::stored_version_from(&f, &[("raw", &disk)], true, "test", None);
+    (f, disk, id)
+}
+
+/// Starts a publish through `throttle` and kills kiln (or moto) once 12 MiB went through;
+/// returns the finished child's output.
+fn interrupted(
+    f: &Path,
+    moto: &mut Moto,
+    throttle: &Throttle,
+    id: &str,
+    kill_kiln: bool,
+) -> Output {
+    let mut child = aws_at(
+        f,
+        &throttle.url,
+        &["publish", "base-debian12", id, "--parallel", "2"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let start = throttle.forwarded();
+    let t = Instant::now();
+    while throttle.forwarded() - start < 12 << 20 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the upload never got going"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if kill_kiln {
+        child.kill().unwrap();
+    } else {
+        moto.kill();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The `N resumed` figure of a publish's snapshot line.
+fn resumed(out: &str) -> u64 {
+    out.split(" resumed")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no resume figure in {out}"))
+}
+
+/// The snapshot id of a publish's snapshot line (`snapshot snap-…: …`).
+fn snapshot_of(out: &str) -> String {
+    out.split("snapshot ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .unwrap_or_else(|| panic!("no snapshot line in {out}"))
+        .to_string()
+}
+
+/// Reads every block of the EBS snapshot back and hashes the disk they make.
+fn snapshot_sha256(moto: &Moto, snap: &str, size: u64) -> String {
+    let back = moto.query(&format!(
+        "import hashlib\nsnap = '{snap}'\ne = ebs('us-east-1')\nblocks = {{}}\ntoken = None\nwhile True:\n  page = e.list_snapshot_blocks(SnapshotId=snap, **({{'NextToken': token}} if token else {{}}))\n  for b in page['Blocks']:\n    blocks[b['BlockIndex']] = e.get_snapshot_block(SnapshotId=snap, BlockIndex=b['BlockIndex'], BlockToken=b['BlockToken'])['BlockData'].read()\n  token = page.get('NextToken')\n  if not token: break\nh = hashlib.sha256()\nsize = {size}\nfor i in range((size + 524287) // 524288):\n  h.update(blocks.get(i, bytes(524288))[: min(524288, size - i * 524288)])\nprint(json.dumps(h.hexdigest()))"
+    ));
+    back.as_str().unwrap().to_string()
+}
+
+#[test]
+fn an_interrupted_upload_is_completed_by_a_rerun_and_never_recorded_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut moto = Moto::start();
+    // Two blocks in flight, each connection at 3 MiB/s: 40 MiB take about seven seconds.
+    let throttle = Throttle::start(moto.port, 3 << 20);
+
+    // kiln dies mid-upload: nothing is recorded; the re-run finds the tagged snapshot, asks
+    // which blocks it holds and sends only the others.
+    let (f, disk, id) = setup_random(&dir.path().join("kiln-killed"), 40, 1);
+    let o = interrupted(&f, &mut moto, &throttle, &id, true);
+    assert!(!o.status.success());
+    assert!(aws_artifacts(&f, &id).is_empty(), "recorded half done");
+    let o = kiln_aws(&f, &moto, &["publish", "base-debian12", &id]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        resumed(&out) >= 20,
+        "12 MiB were sent before the kill: {out}"
+    );
+    assert_eq!(aws_artifacts(&f, &id).len(), 2);
+    let size = std::fs::metadata(&disk).unwrap().len();
+    assert_eq!(
+        snapshot_sha256(&moto, &snapshot_of(&out), size),
+        common::sha256_file(&disk),
+        "the resumed snapshot is the disk"
+    );
+
+    // moto dies mid-upload (and forgets everything: it is in memory): the publish fails and
+    // says so, nothing is recorded; against the restarted service a re-run starts over and
+    // completes.
+    let (f, disk, id) = setup_random(&dir.path().join("moto-killed"), 40, 2);
+    let o = interrupted(&f, &mut moto, &throttle, &id, false);
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cloud call failed"), "{err}");
+    assert!(aws_artifacts(&f, &id).is_empty(), "recorded half done");
+    let moto = Moto::start_on(moto.port);
+    let o = kiln_aws(&f, &moto, &["publish", "base-debian12", &id]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        resumed(&out),
+        0,
+        "a new service holds nothing to resume: {out}"
+    );
+    assert_eq!(aws_artifacts(&f, &id).len(), 2);
+    let size = std::fs::metadata(&disk).unwrap().len();
+    assert_eq!(
+        snapshot_sha256(&moto, &snapshot_of(&out), size),
+        common::sha256_file(&disk)
+    );
 }

@@ -53,16 +53,21 @@ impl Drop for Killed {
     }
 }
 
-/// moto's server (AWS's stand-in).
+/// moto's server (AWS's stand-in), in memory; [`Moto::kill`] stops it mid-test (fault tests).
 #[derive(Debug)]
 pub struct Moto {
-    _child: Killed,
+    child: Option<Killed>,
+    pub port: u16,
     pub url: String,
 }
 
 impl Moto {
     pub fn start() -> Moto {
-        let port = free_port();
+        Moto::start_on(free_port())
+    }
+
+    /// Starts (or restarts, empty) on `port`.
+    pub fn start_on(port: u16) -> Moto {
         let child = spawn(
             Command::new(format!("{PUBLISH_VENV}/moto_server"))
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -71,9 +76,14 @@ impl Moto {
         );
         wait_for(port, "moto");
         Moto {
-            _child: Killed(child),
+            child: Some(Killed(child)),
+            port,
             url: format!("http://127.0.0.1:{port}"),
         }
+    }
+
+    pub fn kill(&mut self) {
+        self.child = None;
     }
 
     /// Runs a boto3 snippet (with `ec2(region)`, `ssm(region)` and `ebs(region)` defined) and

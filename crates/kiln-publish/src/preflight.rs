@@ -15,6 +15,11 @@ pub(crate) fn refuse<T>(why: impl Into<String>) -> Result<T, PublishError> {
     Err(PublishError::Refused(why.into()))
 }
 
+/// This version is not to be published (see [`PublishError::Ineligible`]).
+pub(crate) fn ineligible<T>(why: impl Into<String>) -> Result<T, PublishError> {
+    Err(PublishError::Ineligible(why.into()))
+}
+
 fn registry_err(e: impl std::fmt::Display) -> PublishError {
     PublishError::Cloud(format!("registry: {e}"))
 }
@@ -68,6 +73,9 @@ pub struct Cleared {
     pub channels: Vec<String>,
     /// What the map gives those channels, across clouds (each cloud reads its own part).
     pub principals: ChannelAccounts,
+    /// The publish block with the `channel` blocks of those channels applied (their regions
+    /// and tags).
+    pub target: PublishTarget,
 }
 
 /// Every refusal that does not depend on the cloud, checked before any cloud call.
@@ -90,13 +98,13 @@ pub fn check(
         .version(version)
         .map_err(|e| PublishError::Refused(e.to_string()))?;
     if v.bucket != bucket {
-        return refuse(format!(
+        return ineligible(format!(
             "version {version} belongs to {}, not {bucket}",
             v.bucket
         ));
     }
     if v.status != Status::Active {
-        return refuse(format!(
+        return ineligible(format!(
             "{bucket}/{version} is {}: only active versions are published",
             v.status.as_str()
         ));
@@ -107,7 +115,7 @@ pub fn check(
         .and_then(|t| t["results"].as_array())
         .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|x| x["status"] == "pass"));
     if !passed {
-        return refuse(match tests {
+        return ineligible(match tests {
             None => format!(
                 "{bucket}/{version} has no test report (built with --no-test?): only tested versions are published"
             ),
@@ -119,7 +127,7 @@ pub fn check(
     if let Some(branch) = &target.default_branch {
         let built_from = v.build.get("git_branch").and_then(Value::as_str);
         if built_from != Some(branch.as_str()) {
-            return refuse(format!(
+            return ineligible(format!(
                 "{bucket}/{version} was built from {}; publish \"{}\" is limited to branch `{branch}`",
                 built_from.map_or(
                     "no branch (detached or not a git checkout)".to_string(),
@@ -131,13 +139,14 @@ pub fn check(
     }
     let channels = channels_of(r, bucket, version)?;
     if channels.is_empty() {
-        return refuse(format!(
+        return ineligible(format!(
             "{bucket}/{version} is on no channel: the account map shares per channel, promote it first"
         ));
     }
     let principals = principals(map, &channels);
     Ok(Cleared {
         version: v,
+        target: target.for_channels(&channels),
         channels,
         principals,
     })

@@ -98,7 +98,7 @@ pub(crate) fn read(cx: &mut Cx) -> FactoryFile {
 
     let mut publish: Vec<crate::model::PublishTarget> = Vec::new();
     for b in top.blocks("publish") {
-        if let Some(t) = crate::publish::read(cx, b) {
+        if let Some(t) = crate::publish::read(cx, b, channels.as_deref()) {
             if publish.iter().any(|x| x.cloud == t.cloud) {
                 cx.error(
                     hcl_edit::Span::span(&b.ident),

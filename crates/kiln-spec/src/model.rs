@@ -67,6 +67,39 @@ pub struct PublishTarget {
     pub tags: std::collections::BTreeMap<String, String>,
     /// Where in the cloud the image goes, beyond regions.
     pub settings: CloudSettings,
+    /// `channel "NAME" { … }` blocks: what versions on that channel get besides the above.
+    pub channels: std::collections::BTreeMap<String, ChannelPublish>,
+}
+
+/// A `channel` block inside a publish block: more regions and tags for versions on the channel
+/// (production copied to more regions than dev, say).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelPublish {
+    /// Regions added to the block's (AWS copies, Azure replicas; GCP images are global).
+    pub regions: Vec<String>,
+    /// Tags added to the block's; a key in both takes the channel's value.
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl PublishTarget {
+    /// The block as it applies to a version on `channels`: its regions, then each channel
+    /// block's new ones in the order given; its tags, then each channel block's (later channels
+    /// win a key both set).
+    pub fn for_channels(&self, channels: &[String]) -> PublishTarget {
+        let mut out = self.clone();
+        for c in channels {
+            if let Some(extra) = self.channels.get(c) {
+                for r in &extra.regions {
+                    if !out.regions.contains(r) {
+                        out.regions.push(r.clone());
+                    }
+                }
+                out.tags
+                    .extend(extra.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        out
+    }
 }
 
 /// The settings one cloud needs that the others do not.

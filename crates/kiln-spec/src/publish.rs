@@ -6,7 +6,8 @@
 
 use crate::accounts::{is_gcp_project, is_guid};
 use crate::hcl::{self, BodyReader, Cx};
-use crate::model::{CloudSettings, PublishTarget};
+use crate::model::{ChannelPublish, CloudSettings, PublishTarget};
+use crate::names::ChannelName;
 
 /// The clouds a publish block may name.
 pub const CLOUDS: [&str; 3] = ["aws", "azure", "gcp"];
@@ -14,7 +15,11 @@ pub const CLOUDS: [&str; 3] = ["aws", "azure", "gcp"];
 /// The container Azure VHDs go to when the block does not name one.
 pub const DEFAULT_CONTAINER: &str = "kiln-vhds";
 
-pub(crate) fn read(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<PublishTarget> {
+pub(crate) fn read(
+    cx: &mut Cx,
+    b: &hcl_edit::structure::Block,
+    declared: Option<&[ChannelName]>,
+) -> Option<PublishTarget> {
     let labels = hcl::labels(cx, b, &["cloud"])?;
     let cloud = labels[0].value.clone();
     if !CLOUDS.contains(&cloud.as_str()) {
@@ -36,16 +41,29 @@ pub(crate) fn read(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Publis
             Ok(v.to_string())
         }
     });
-    let tags = match r.attr(cx, "tags") {
-        Some(a) => hcl::string_map(cx, &a.value, "`tags`")
-            .map(|m| m.into_iter().map(|(k, v)| (k.value, v.value)).collect()),
-        None => Some(Default::default()),
-    };
+    let tags = read_tags(cx, &mut r);
     let settings = match cloud.as_str() {
         "azure" => read_azure(cx, &mut r),
         "gcp" => read_gcp(cx, &mut r),
         _ => Some(CloudSettings::Aws),
     };
+    let mut channels = std::collections::BTreeMap::new();
+    let mut channels_ok = true;
+    for c in r.blocks("channel") {
+        match read_channel(cx, c, &cloud, declared) {
+            Some((name, _)) if channels.contains_key(&name) => {
+                cx.error(
+                    hcl_edit::Span::span(&c.ident),
+                    format!("channel \"{name}\" appears twice in publish \"{cloud}\""),
+                );
+                channels_ok = false;
+            }
+            Some((name, settings)) => {
+                channels.insert(name, settings);
+            }
+            None => channels_ok = false,
+        }
+    }
     r.finish(cx);
     Some(PublishTarget {
         cloud,
@@ -53,7 +71,67 @@ pub(crate) fn read(cx: &mut Cx, b: &hcl_edit::structure::Block) -> Option<Publis
         default_branch: default_branch?,
         tags: tags?,
         settings: settings?,
+        channels: channels_ok.then_some(channels)?,
     })
+}
+
+fn read_tags(
+    cx: &mut Cx,
+    r: &mut BodyReader<'_>,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    match r.attr(cx, "tags") {
+        Some(a) => hcl::string_map(cx, &a.value, "`tags`")
+            .map(|m| m.into_iter().map(|(k, v)| (k.value, v.value)).collect()),
+        None => Some(Default::default()),
+    }
+}
+
+/// `channel "production" { regions = [...] tags = {...} }` inside a publish block.
+fn read_channel(
+    cx: &mut Cx,
+    b: &hcl_edit::structure::Block,
+    cloud: &str,
+    declared: Option<&[ChannelName]>,
+) -> Option<(String, ChannelPublish)> {
+    let labels = hcl::labels(cx, b, &["channel"])?;
+    let name = labels[0].value.clone();
+    if let Some(chs) = declared
+        && !chs.iter().any(|c| c.as_str() == name)
+    {
+        cx.error_at(
+            labels[0].loc.clone(),
+            format!(
+                "publish settings for undeclared channel `{name}`; the factory's channels are: {}",
+                chs.iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        return None;
+    }
+    let mut r = BodyReader::for_block(format!("the channel \"{name}\" block"), b);
+    let regions = match r.attr(cx, "regions") {
+        Some(a) if cloud == "gcp" => {
+            cx.error(
+                hcl_edit::Span::span(&a.value),
+                "GCP images are global: a channel block cannot add regions to publish \"gcp\"",
+            );
+            None
+        }
+        Some(a) => hcl::string_list(cx, &a.value, "`regions`")
+            .and_then(|list| valid_regions(cx, list, cloud)),
+        None => Some(Vec::new()),
+    };
+    let tags = read_tags(cx, &mut r);
+    r.finish(cx);
+    Some((
+        name,
+        ChannelPublish {
+            regions: regions?,
+            tags: tags?,
+        },
+    ))
 }
 
 fn read_regions(cx: &mut Cx, r: &mut BodyReader<'_>, cloud: &str) -> Option<Vec<String>> {
@@ -73,6 +151,15 @@ fn read_regions(cx: &mut Cx, r: &mut BodyReader<'_>, cloud: &str) -> Option<Vec<
         );
         return None;
     }
+    valid_regions(cx, list, cloud)
+}
+
+/// Each region checked against the cloud's naming rules, at its own position.
+fn valid_regions(
+    cx: &mut Cx,
+    list: Vec<crate::diagnostic::Spanned<String>>,
+    cloud: &str,
+) -> Option<Vec<String>> {
     let (valid, like): (fn(&str) -> bool, &str) = match cloud {
         "azure" => (is_azure_region, "an Azure region name (like westeurope)"),
         "gcp" => (

@@ -48,3 +48,57 @@ fn the_example_factory_validates_and_resolves_inheritance() {
     assert!(!accounts.is_empty());
     assert!(f.policies["production"].require_approval.is_some());
 }
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// The commented-out `publish` blocks of the example are what a user uncomments: they must
+/// validate as written, channel blocks included.
+#[test]
+fn the_examples_commented_publish_blocks_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/factory");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&root, tmp.path());
+    let hcl = std::fs::read_to_string(root.join("kiln.hcl")).unwrap();
+    let mut out = String::new();
+    let mut inside = false;
+    for line in hcl.lines() {
+        inside |= line.starts_with("# publish ");
+        if inside {
+            let l = line.strip_prefix("# ").unwrap_or(line);
+            out.push_str(l);
+            inside = l != "}";
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    std::fs::write(tmp.path().join("kiln.hcl"), out).unwrap();
+    let loaded = kiln_spec::load_factory(tmp.path());
+    let rendered = loaded.diagnostics.render(Path::new(""));
+    let f = loaded.factory.expect(&rendered);
+    let clouds: Vec<&str> = f
+        .settings
+        .publish
+        .iter()
+        .map(|t| t.cloud.as_str())
+        .collect();
+    assert_eq!(clouds, ["aws", "azure", "gcp"]);
+    let aws = &f.settings.publish[0];
+    let prod = aws.for_channels(&["production".to_string()]);
+    assert_eq!(prod.regions, ["us-east-1", "eu-west-1", "ap-southeast-2"]);
+    assert_eq!(prod.tags["tier"], "prod");
+    assert_eq!(prod.tags["team"], "platform");
+    assert_eq!(aws.for_channels(&["dev".to_string()]).regions, aws.regions);
+}

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use kiln_pipeline::{Outcome, RunOptions};
 
 use crate::cli::{BuildArgs, ValidateFormat};
-use crate::commands::registry;
+use crate::commands::{publish_stage, registry};
 use crate::factory_dir;
 use crate::progress::Terminal;
 
@@ -39,15 +39,44 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs, quiet: bool) -> anyhow::Res
         f.settings.webhooks.clone(),
         crate::commands::notify::AFTER_CHANGE,
     );
+    let before = super::publish::channel_map(&mut reg)?;
     let progress = Terminal::new(quiet);
     let results = kiln_pipeline::run(&f, &mut reg, &opts, &progress);
     drop(progress);
+    let json = args.format == ValidateFormat::Json;
+    let published = match &results {
+        Ok(results) if !args.no_publish && !kiln_build::cmd::interrupted() => {
+            let say = |l: &str| {
+                if quiet {
+                } else if json {
+                    #[allow(clippy::print_stderr, reason = "progress beside the JSON on stdout")]
+                    {
+                        eprintln!("{l}");
+                    }
+                } else {
+                    println!("{l}");
+                }
+            };
+            publish_stage::run(factory, &f, &mut reg, &opts.actor, results, &before, &say)?
+        }
+        _ => Vec::new(),
+    };
     if let Some(n) = notifier {
         n.finish();
     }
     let results = results.context("running the pipeline")?;
-    if args.format == ValidateFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+    if json {
+        let mut out = serde_json::to_value(&results)?;
+        for item in out.as_array_mut().into_iter().flatten() {
+            let mine: Vec<_> = published
+                .iter()
+                .filter(|e| item["image"] == e.image.as_str())
+                .collect();
+            if !mine.is_empty() {
+                item["published"] = serde_json::to_value(mine)?;
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("\n{:<20} {:<8} {:<28} RESULT", "IMAGE", "", "VERSION");
         for r in &results {
@@ -80,12 +109,22 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs, quiet: bool) -> anyhow::Res
             };
             println!("{:<20} {:<8} {:<28} {}", r.image, word, version, detail);
         }
+        for e in published.iter().filter(|e| e.result != "published") {
+            println!(
+                "{:<20} {:<8} {:<28} {}",
+                e.image,
+                e.cloud,
+                e.result,
+                first_line(&e.detail)
+            );
+        }
         for r in &results {
             if let Outcome::Failed { error, .. } = &r.outcome {
                 println!("\n{} failed:\n{error}", r.image);
             }
         }
     }
+    let publish_failed = published.iter().filter(|e| e.result == "failed").count();
     let failed = results
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
@@ -101,6 +140,15 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs, quiet: bool) -> anyhow::Res
         #[allow(clippy::print_stderr)]
         {
             eprintln!("error: {failed} image(s) failed, {skipped} skipped");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    if publish_failed > 0 {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "error: built and recorded, but {publish_failed} publish step(s) failed: re-run `kiln publish BUCKET VERSION --target CLOUD`"
+            );
         }
         return Ok(ExitCode::from(1));
     }

@@ -14,6 +14,7 @@ pub(crate) mod notify;
 mod outdated;
 mod plan;
 mod publish;
+mod publish_stage;
 mod reap;
 pub(crate) mod registry;
 mod scan;

@@ -82,6 +82,25 @@ fn who_line(items: &[&[String]]) -> String {
         .join(", ")
 }
 
+/// How a publish runs: from `kiln publish`'s flags, or from the environment in `kiln build`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub parallel: usize,
+    pub dry_run: bool,
+    pub endpoints: CloudEndpoints,
+    pub aws_endpoint: Option<String>,
+    /// No upload progress on stderr.
+    pub quiet: bool,
+}
+
+/// One version published to one cloud: the report (for `--format json`) and the lines a person
+/// reads.
+#[derive(Debug)]
+pub struct Published {
+    pub json: serde_json::Value,
+    pub lines: Vec<String>,
+}
+
 pub fn run(factory: Option<&Path>, args: &PublishArgs) -> anyhow::Result<ExitCode> {
     let (dir, f) = factory_dir::open(factory)?;
     let target = f
@@ -97,204 +116,264 @@ pub fn run(factory: Option<&Path>, args: &PublishArgs) -> anyhow::Result<ExitCod
         })?;
     let mut r = registry::open(factory)?;
     let id = registry::resolve(&mut r, &args.bucket, &args.version_id)?;
-    let v = r.version(&id)?;
-    let actor = registry::actor(&args.who)?;
     let json = args.out.format == ValidateFormat::Json;
-    let progress = progress_printer(json);
+    let opts = Options {
+        parallel: args.parallel,
+        dry_run: args.dry_run,
+        endpoints: args.endpoints.clone(),
+        aws_endpoint: args.aws_endpoint_url.clone(),
+        quiet: json,
+    };
+    let actor = registry::actor(&args.who)?;
+    let done = publish_to(&mut r, &dir, &f, target, &args.bucket, &id, &opts, &actor)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&done.json)?);
+    } else {
+        if !args.dry_run {
+            println!();
+        }
+        for l in &done.lines {
+            println!("{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes `bucket`/`id` to `target`'s cloud: every check, the upload, the image, the sharing.
+/// A refusal stays a [`kiln_publish::PublishError`] inside the error, for callers that tell an
+/// ineligible version from a failure.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the factory, registry and version, spelled out"
+)]
+pub fn publish_to(
+    r: &mut kiln_registry::Registry,
+    dir: &Path,
+    f: &kiln_spec::Factory,
+    target: &kiln_spec::model::PublishTarget,
+    bucket: &str,
+    id: &str,
+    opts: &Options,
+    actor: &kiln_registry::Actor,
+) -> anyhow::Result<Published> {
+    let v = r.version(id)?;
+    let progress = progress_printer(opts.quiet);
+    let regions = target.regions.join(", ");
     match target.cloud.as_str() {
         "azure" => {
-            let disk = stored_file(&v, "vhd", &dir, args.dry_run)?;
+            let disk = stored_file(&v, "vhd", dir, opts.dry_run)?;
             let req = kiln_publish::azure::publish::Request {
                 target,
                 accounts: f.accounts.as_ref(),
-                endpoints: args.endpoints.azure(),
+                endpoints: opts.endpoints.azure(),
                 publisher: f.settings.name.as_str(),
                 disk: &disk,
-                parallel: args.parallel,
-                dry_run: args.dry_run,
+                parallel: opts.parallel,
+                dry_run: opts.dry_run,
             };
             let rep = kiln_publish::azure::publish::publish(
-                &mut r,
-                &actor,
-                &args.bucket,
-                &id,
+                r,
+                actor,
+                bucket,
+                id,
                 &req,
                 progress.as_ref(),
             )?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rep)?);
-            } else if rep.dry_run {
-                println!(
-                    "would publish {}/{} (channels {}) to the gallery in {} and share the gallery with {}",
+            let who = who_line(&[&rep.subscriptions, &rep.tenants]);
+            let mut lines = Vec::new();
+            if rep.dry_run {
+                lines.push(format!(
+                    "would publish {}/{} (channels {}) to the gallery in {regions} and share the gallery with {who}",
                     rep.bucket,
                     rep.version,
                     rep.channels.join(", "),
-                    rep.regions.join(", "),
-                    who_line(&[&rep.subscriptions, &rep.tenants])
-                );
+                ));
             } else {
                 if let Some(b) = &rep.blob {
-                    println!(
-                        "\nblob {}: {} range(s) sent, {} all-zero skipped{} ({:.1}s)",
+                    lines.push(format!(
+                        "blob {}: {} range(s) sent, {} all-zero skipped{} ({:.1}s)",
                         b.url,
                         b.ranges_sent,
                         b.ranges_zero,
                         if b.reused { ", already complete" } else { "" },
                         b.seconds
-                    );
+                    ));
                 }
                 if rep.definition_created {
-                    println!("image definition {} created", rep.bucket);
+                    lines.push(format!("image definition {} created", rep.bucket));
                 }
-                println!(
+                lines.push(format!(
                     "gallery version {} {} in {} (gallery shares +{} -{})",
                     rep.gallery_version.as_deref().unwrap_or_default(),
                     if rep.created { "created" } else { "found" },
                     rep.regions.join(", "),
                     rep.shares_added,
                     rep.shares_removed
-                );
-                println!(
-                    "shared with {}",
-                    who_line(&[&rep.subscriptions, &rep.tenants])
-                );
+                ));
+                lines.push(format!("shared with {who}"));
             }
+            Ok(Published {
+                json: serde_json::to_value(&rep)?,
+                lines,
+            })
         }
         "gcp" => {
-            let disk = stored_file(&v, "gce", &dir, args.dry_run)?;
+            let disk = stored_file(&v, "gce", dir, opts.dry_run)?;
             let req = kiln_publish::gcp::publish::Request {
                 target,
                 accounts: f.accounts.as_ref(),
-                endpoints: args.endpoints.gcp(),
+                endpoints: opts.endpoints.gcp(),
                 disk: &disk,
-                dry_run: args.dry_run,
+                dry_run: opts.dry_run,
             };
-            let rep = kiln_publish::gcp::publish::publish(
-                &mut r,
-                &actor,
-                &args.bucket,
-                &id,
-                &req,
-                progress.as_ref(),
-            )?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rep)?);
-            } else if rep.dry_run {
-                println!(
+            let rep =
+                kiln_publish::gcp::publish::publish(r, actor, bucket, id, &req, progress.as_ref())?;
+            let mut lines = Vec::new();
+            if rep.dry_run {
+                lines.push(format!(
                     "would publish {}/{} (channels {}) as a GCP image stored in {} and share it with {}",
                     rep.bucket,
                     rep.version,
                     rep.channels.join(", "),
                     target.regions[0],
                     rep.projects.join(", ")
-                );
+                ));
             } else {
                 if let Some(o) = &rep.object {
-                    println!(
-                        "\nobject {}: {:.1} MB sent, {:.1} MB resumed{} ({:.1}s)",
+                    lines.push(format!(
+                        "object {}: {:.1} MB sent, {:.1} MB resumed{} ({:.1}s)",
                         o.uri,
                         o.bytes_sent as f64 / 1e6,
                         o.bytes_resumed as f64 / 1e6,
                         if o.reused { ", already complete" } else { "" },
                         o.seconds
-                    );
+                    ));
                 }
-                println!(
+                lines.push(format!(
                     "image {} {} (image users +{} -{})",
                     rep.image.as_deref().unwrap_or_default(),
                     if rep.created { "created" } else { "found" },
                     rep.members_added,
                     rep.members_removed
-                );
-                println!("shared with {}", rep.projects.join(", "));
+                ));
+                lines.push(format!("shared with {}", rep.projects.join(", ")));
             }
+            Ok(Published {
+                json: serde_json::to_value(&rep)?,
+                lines,
+            })
         }
-        _ => run_aws(&mut r, &dir, target, &f, args, &v, &id, progress)?,
+        _ => publish_aws(r, dir, target, f, opts, &v, actor, progress),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call site, the run above")]
-fn run_aws(
+#[allow(clippy::too_many_arguments, reason = "one call site, publish_to above")]
+fn publish_aws(
     r: &mut kiln_registry::Registry,
     dir: &Path,
     target: &kiln_spec::model::PublishTarget,
     f: &kiln_spec::Factory,
-    args: &PublishArgs,
+    opts: &Options,
     v: &kiln_registry::Version,
-    id: &str,
+    actor: &kiln_registry::Actor,
     progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
-) -> anyhow::Result<()> {
-    let disk = stored_file(v, "raw", dir, args.dry_run)?;
+) -> anyhow::Result<Published> {
+    let disk = stored_file(v, "raw", dir, opts.dry_run)?;
     let req = Request {
         target,
         accounts: f.accounts.as_ref(),
         conn: Conn {
             region: target.regions[0].clone(),
-            endpoint: args.aws_endpoint_url.clone(),
+            endpoint: opts.aws_endpoint.clone(),
             static_credentials: None,
         },
         disk: &disk,
-        parallel: args.parallel,
-        dry_run: args.dry_run,
+        parallel: opts.parallel,
+        dry_run: opts.dry_run,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = rt.block_on(publish::publish(
-        r,
-        &registry::actor(&args.who)?,
-        &args.bucket,
-        id,
-        &req,
-        progress,
-    ))?;
-    if args.out.format == ValidateFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
+    let report =
+        runtime()?.block_on(publish::publish(r, actor, &v.bucket, &v.id, &req, progress))?;
     let who = who_line(&[
         &report.accounts,
         &report.organizations,
         &report.organizational_units,
     ]);
+    let mut lines = Vec::new();
     if report.dry_run {
-        println!(
+        lines.push(format!(
             "would publish {}/{} (channels {}) to {} and share it with {who}",
             report.bucket,
             report.version,
             report.channels.join(", "),
             target.regions.join(", "),
-        );
-        return Ok(());
+        ));
+    } else {
+        if let Some(s) = &report.snapshot {
+            lines.push(format!(
+                "snapshot {}: {} block(s) sent, {} all-zero skipped, {} resumed{} ({:.1}s)",
+                s.id,
+                s.blocks_sent,
+                s.blocks_zero,
+                s.blocks_resumed,
+                if s.reused { ", already complete" } else { "" },
+                s.seconds
+            ));
+        }
+        for i in &report.images {
+            lines.push(format!(
+                "{:<14} {} {} (+{} -{} launch permissions)",
+                i.region,
+                i.ami,
+                if i.created { "created" } else { "found" },
+                i.permissions_added,
+                i.permissions_removed
+            ));
+        }
+        for p in &report.parameters {
+            lines.push(format!("parameter {p}"));
+        }
+        lines.push(format!("shared with {who}"));
     }
-    if let Some(s) = &report.snapshot {
-        println!(
-            "\nsnapshot {}: {} block(s) sent, {} all-zero skipped, {} resumed{} ({:.1}s)",
-            s.id,
-            s.blocks_sent,
-            s.blocks_zero,
-            s.blocks_resumed,
-            if s.reused { ", already complete" } else { "" },
-            s.seconds
-        );
+    Ok(Published {
+        json: serde_json::to_value(&report)?,
+        lines,
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Which version each channel of each bucket names (`latest` included).
+pub type Channels = std::collections::BTreeMap<(String, String), String>;
+
+pub fn channel_map(r: &mut kiln_registry::Registry) -> anyhow::Result<Channels> {
+    let mut out = Channels::new();
+    for bucket in r.buckets()? {
+        for c in r.channels(&bucket)? {
+            if let Some(v) = c.version {
+                out.insert((bucket.clone(), c.name), v);
+            }
+        }
     }
-    for i in &report.images {
-        println!(
-            "{:<14} {} {} (+{} -{} launch permissions)",
-            i.region,
-            i.ami,
-            if i.created { "created" } else { "found" },
-            i.permissions_added,
-            i.permissions_removed
-        );
-    }
-    for p in &report.parameters {
-        println!("parameter {p}");
-    }
-    println!("shared with {who}");
-    Ok(())
+    Ok(out)
+}
+
+/// Every version that joined or left a channel between `before` and `after`: the ones whose
+/// sharing may have to change in the clouds.
+pub fn moved(before: &Channels, after: &Channels) -> Vec<String> {
+    let mut out: Vec<String> = before
+        .iter()
+        .chain(after.iter())
+        .filter(|(k, v)| before.get(*k) != after.get(*k) && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// After a revocation, a restore or a promotion: brings every affected version's published
@@ -366,7 +445,7 @@ fn reconcile_aws(
         .build()
         .map_err(|e| kiln_publish::PublishError::Io(format!("async runtime: {e}")))?;
     let done = rt.block_on(publish::reconcile(r, accounts, &conn, id))?;
-    Ok(done
+    let mut lines: Vec<String> = done
         .images
         .iter()
         .map(|(region, ami, added, removed, note)| {
@@ -377,5 +456,11 @@ fn reconcile_aws(
                     .unwrap_or_default()
             )
         })
-        .collect())
+        .collect();
+    for p in &done.parameters_dropped {
+        lines.push(format!(
+            "  aws parameter {p} deleted (its channel left {id})"
+        ));
+    }
+    Ok(lines)
 }

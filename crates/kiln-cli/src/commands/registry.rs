@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use kiln_registry::{Actor, Registry, Role, Version};
 use kiln_spec::RegistryUrl;
 
+use super::publish::channel_map;
 use crate::cli::{AuditCommand, ChannelCommand, Command, ValidateFormat, Who};
 use crate::factory_dir;
 
@@ -195,9 +196,11 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
                     unmet.join("\n  - ")
                 );
             }
+            let before = channel_map(&mut r)?;
             r.promote(&actor(&who)?, &bucket, &id, &channel, &reason)?;
-            // The channel's accounts get the AMIs, and its SSM parameter names them.
-            let synced = super::publish::reconcile_after(factory, std::slice::from_ref(&id))?;
+            // The channel's accounts get the images (its SSM parameter names them), and lose
+            // the version the channel named before, unless another channel still shares it.
+            let synced = reconcile_moved(factory, &mut r, &before, std::slice::from_ref(&id))?;
             if out.format == ValidateFormat::Json {
                 print_json(
                     &serde_json::json!({"bucket": bucket, "channel": channel, "version": id}),
@@ -245,13 +248,18 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let mut r = open(factory)?;
+            let before = channel_map(&mut r)?;
             let to = r.rollback(&actor(&who)?, &bucket, &channel, &reason)?;
+            let synced = reconcile_moved(factory, &mut r, &before, &[])?;
             if out.format == ValidateFormat::Json {
                 print_json(
                     &serde_json::json!({"bucket": bucket, "channel": channel, "version": to}),
                 )?;
             } else {
                 println!("{bucket}/{channel} → {}", to.as_deref().unwrap_or("-"));
+                for line in synced {
+                    println!("{line}");
+                }
             }
         }
         Command::Revoke {
@@ -265,7 +273,9 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let mut r = open(factory)?;
             let id = resolve(&mut r, &bucket, &version)?;
+            let before = channel_map(&mut r)?;
             let revoked = r.revoke(&actor(&who)?, &id, &reason, at.as_deref(), skip_descendants)?;
+            let synced = reconcile_moved(factory, &mut r, &before, &revoked)?;
             if out.format == ValidateFormat::Json {
                 print_json(
                     &serde_json::json!({"version": id, "revoked": revoked, "scheduled_at": if revoked.is_empty() { at.clone() } else { None }}),
@@ -283,7 +293,7 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
                     revoked.join(", ")
                 );
             }
-            for line in super::publish::reconcile_after(factory, &revoked)? {
+            for line in synced {
                 if out.format != ValidateFormat::Json {
                     println!("{line}");
                 }
@@ -297,13 +307,15 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let mut r = open(factory)?;
             let id = resolve(&mut r, &bucket, &version)?;
+            let before = channel_map(&mut r)?;
             let restored = r.restore(&actor(&who)?, &id)?;
+            let synced = reconcile_moved(factory, &mut r, &before, &restored)?;
             if out.format == ValidateFormat::Json {
                 print_json(&serde_json::json!({"restored": restored}))?;
             } else {
                 println!("restored {}", restored.join(", "));
             }
-            for line in super::publish::reconcile_after(factory, &restored)? {
+            for line in synced {
                 if out.format != ValidateFormat::Json {
                     println!("{line}");
                 }
@@ -338,4 +350,22 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
         _ => unreachable!("dispatched in commands::run"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Brings the clouds in line after a registry change: `changed` plus every version that joined
+/// or left a channel since `before` (a revocation moves channels back to older versions, a
+/// promotion pushes one off).
+fn reconcile_moved(
+    factory: Option<&Path>,
+    r: &mut Registry,
+    before: &super::publish::Channels,
+    changed: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let mut touched = changed.to_vec();
+    for v in super::publish::moved(before, &channel_map(r)?) {
+        if !touched.contains(&v) {
+            touched.push(v);
+        }
+    }
+    super::publish::reconcile_after(factory, &touched)
 }

@@ -243,6 +243,52 @@ pub async fn set_parameter(
     Ok(name)
 }
 
+/// Deletes every `/kiln/BUCKET/CHANNEL` parameter that names `ami` for a channel not in `keep`:
+/// a channel that moved to a version not published here must not keep launching the old one.
+/// Returns the names deleted.
+pub async fn drop_parameters(
+    c: &Clients,
+    bucket: &str,
+    ami: &str,
+    keep: &[String],
+) -> Result<Vec<String>, PublishError> {
+    let prefix = format!("/kiln/{bucket}/");
+    let mut stale = Vec::new();
+    let mut token = None;
+    loop {
+        let page = c
+            .ssm
+            .get_parameters_by_path()
+            .path(&prefix)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| err("GetParametersByPath", e))?;
+        for p in page.parameters() {
+            let (Some(name), Some(value)) = (p.name(), p.value()) else {
+                continue;
+            };
+            let channel = name.trim_start_matches(&prefix);
+            if value == ami && !keep.iter().any(|k| k == channel) {
+                stale.push(name.to_string());
+            }
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    for name in &stale {
+        c.ssm
+            .delete_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| err("DeleteParameter", e))?;
+    }
+    Ok(stale)
+}
+
 /// What a revocation did to one AMI.
 #[derive(Debug, Clone)]
 pub struct Revoked {

@@ -101,16 +101,16 @@ fn preflight(
     req: &Request<'_>,
     bucket: &str,
     version: &str,
-) -> Result<(kiln_registry::Version, Vec<String>, Sharing), PublishError> {
+) -> Result<(preflight::Cleared, Sharing), PublishError> {
     let ok = preflight::check(r, req.target, req.accounts, bucket, version)?;
     let want = sharing(req.accounts.unwrap_or(&AccountMap::default()), &ok.channels);
     if want.is_empty() {
-        return refuse(format!(
+        return preflight::ineligible(format!(
             "accounts.yaml gives channel(s) {} no AWS account, organization or OU: nothing is shared",
             ok.channels.join(", ")
         ));
     }
-    Ok((ok.version, ok.channels, want))
+    Ok((ok, want))
 }
 
 /// Publishes `bucket`/`version` as [`Request`] says; `progress` sees upload bytes.
@@ -122,7 +122,8 @@ pub async fn publish(
     req: &Request<'_>,
     progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
 ) -> Result<PublishReport, PublishError> {
-    let (v, channels, want) = preflight(r, req, bucket, version)?;
+    let (ok, want) = preflight(r, req, bucket, version)?;
+    let (v, channels, target) = (ok.version, ok.channels, ok.target);
     let mut report = PublishReport {
         bucket: bucket.into(),
         version: version.into(),
@@ -149,9 +150,9 @@ pub async fn publish(
         tags.push(("kiln:git-commit".into(), c.into()));
     }
     tags.push(("kiln:channels".into(), channels.join(",")));
-    tags.extend(req.target.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tags.extend(target.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
 
-    let home = &req.target.regions[0];
+    let home = &target.regions[0];
     let conn_in = |region: &str| Conn {
         region: region.into(),
         ..req.conn.clone()
@@ -174,12 +175,16 @@ pub async fn publish(
     let uefi = v.build.get("boot").and_then(Value::as_str) != Some("bios");
     let (home_ami, created) = ami::register(&home_c, &up.snapshot_id, &name, uefi, &tags).await?;
     let mut amis = vec![(home.clone(), home_c.clone(), home_ami.clone(), created)];
-    for region in &req.target.regions[1..] {
+    for region in &target.regions[1..] {
         let c = Clients::new(&conn_in(region)).await;
         let (id, created) = ami::copy(&c, &home_ami, home, &name, &tags).await?;
         amis.push((region.clone(), c, id, created));
     }
     for (region, c, id, created) in amis {
+        if !created {
+            // Found from an earlier publish: its channels (and their tags) may have changed.
+            ami::tag(&c, &id, &tags).await?;
+        }
         let (added, removed) = ami::share(&c, &id, &want).await?;
         for ch in &channels {
             report.parameters.push(format!(
@@ -219,12 +224,16 @@ pub struct Reconciled {
     pub revoked: bool,
     /// Per AMI: region, id, permissions added, removed, and a note (deprecation unavailable…).
     pub images: Vec<(String, String, usize, usize, Option<String>)>,
+    /// SSM parameters deleted because they named an AMI of this version for a channel it is no
+    /// longer on.
+    pub parameters_dropped: Vec<String>,
 }
 
 /// Makes the clouds agree with the registry for `version`'s AMIs: a revoked version loses every
 /// launch permission and is tagged and deprecated; an active one has exactly the permissions the
 /// map gives its channels (none when it left every channel — a revocation moves channels off a
-/// version and a restore does not move them back) and each of its channels' SSM parameters. Fails closed like [`publish`]
+/// version and a restore does not move them back) and each of its channels' SSM parameters;
+/// parameters naming its AMIs for channels it left are deleted. Fails closed like [`publish`]
 /// when the map is missing: permissions are then not widened, only a revocation is applied.
 pub async fn reconcile(
     r: &mut Registry,
@@ -252,6 +261,7 @@ pub async fn reconcile(
         version: version.into(),
         revoked,
         images: Vec::new(),
+        parameters_dropped: Vec::new(),
     };
     for a in v.artifacts.iter().filter(|a| a.platform == "aws") {
         let c = Clients::new(&Conn {
@@ -265,6 +275,8 @@ pub async fn reconcile(
                 .as_ref()
                 .map_or("revoked", |x| x.reason.as_str());
             let done = ami::revoke(&c, &a.external_id, reason).await?;
+            out.parameters_dropped
+                .extend(ami::drop_parameters(&c, &v.bucket, &a.external_id, &[]).await?);
             out.images.push((
                 a.region.clone(),
                 a.external_id.clone(),
@@ -288,6 +300,8 @@ pub async fn reconcile(
             for ch in &channels {
                 ami::set_parameter(&c, &v.bucket, ch, &a.external_id).await?;
             }
+            out.parameters_dropped
+                .extend(ami::drop_parameters(&c, &v.bucket, &a.external_id, &channels).await?);
             out.images.push((
                 a.region.clone(),
                 a.external_id.clone(),

@@ -176,13 +176,14 @@ pub fn publish(
     let ok = preflight::check(r, req.target, req.accounts, bucket, version)?;
     let mine = &ok.principals.azure;
     if mine.subscriptions.is_empty() && mine.tenants.is_empty() {
-        return refuse(format!(
+        return preflight::ineligible(format!(
             "accounts.yaml gives channel(s) {} no Azure subscription or tenant: nothing is shared",
             ok.channels.join(", ")
         ));
     }
     let (subs, tenants) = audience(req.accounts.unwrap_or(&AccountMap::default()));
     let v = ok.version;
+    let target = ok.target;
     let mut report = AzureReport {
         bucket: bucket.into(),
         version: version.into(),
@@ -194,7 +195,7 @@ pub fn publish(
         gallery_version: None,
         definition_created: false,
         created: false,
-        regions: req.target.regions.clone(),
+        regions: target.regions.clone(),
         shares_added: 0,
         shares_removed: 0,
     };
@@ -214,13 +215,13 @@ pub fn publish(
     )?;
     report.blob = Some(BlobSummary::from(&blob));
 
-    let home = &req.target.regions[0];
+    let home = &target.regions[0];
     let uefi = v.build.get("boot").and_then(Value::as_str) != Some("bios");
     report.definition_created =
         gallery::ensure_definition(&rest, &place, bucket, req.publisher, home, uefi)?;
     let name = gallery::version_name(&v.created_at)?;
     let id = place.version_id(bucket, &name);
-    let tags = base_tags(req.target, &v);
+    let tags = base_tags(&target, &v);
     match gallery::find_version(&rest, &id)? {
         Some(found) if found.get("kiln:version").map(String::as_str) != Some(version) => {
             return Err(PublishError::Cloud(format!(
@@ -237,7 +238,7 @@ pub fn publish(
                 &NewVersion {
                     id: &id,
                     location: home,
-                    regions: &req.target.regions,
+                    regions: &target.regions,
                     blob_url: &blob.url,
                     storage_account_id: &place.storage_account_id(),
                     tags: &tags,
@@ -249,7 +250,7 @@ pub fn publish(
     let (added, removed) = gallery::share(&rest, &place, &subs, &tenants)?;
     report.shares_added = added;
     report.shares_removed = removed;
-    for region in &req.target.regions {
+    for region in &target.regions {
         r.add_artifact(
             actor,
             version,

@@ -125,9 +125,11 @@ pub fn publish(
 ) -> Result<GcpReport, PublishError> {
     let (project, gcs_bucket) = place_of(req.target)?;
     let ok = preflight::check(r, req.target, req.accounts, bucket, version)?;
+    // The block with the version's channel blocks applied (their tags become labels).
+    let applied = ok.target.clone();
     let projects = ok.principals.gcp.projects.clone();
     if projects.is_empty() {
-        return refuse(format!(
+        return preflight::ineligible(format!(
             "accounts.yaml gives channel(s) {} no GCP project: nothing is shared",
             ok.channels.join(", ")
         ));
@@ -167,8 +169,7 @@ pub fn publish(
         }
         Some(_) => {}
         None => {
-            let mut labels: BTreeMap<String, String> = req
-                .target
+            let mut labels: BTreeMap<String, String> = applied
                 .tags
                 .iter()
                 .map(|(k, v)| (compute::label(k), compute::label(v)))
