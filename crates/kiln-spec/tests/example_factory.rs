@@ -49,15 +49,15 @@ fn the_example_factory_validates_and_resolves_inheritance() {
     assert!(f.policies["production"].require_approval.is_some());
 }
 
-/// Copies a directory tree.
+/// Copies the factory's definitions (not a demo run's `.kiln` state).
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
+        let (dest, kind) = (to.join(entry.file_name()), entry.file_type().unwrap());
+        if kind.is_dir() && entry.file_name() != ".kiln" {
             copy_tree(&entry.path(), &dest);
-        } else {
+        } else if kind.is_file() {
             std::fs::copy(entry.path(), &dest).unwrap();
         }
     }
