@@ -9,7 +9,6 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{Moto, init_factory};
 use kiln_emulators::Throttle;
@@ -403,21 +402,25 @@ fn interrupted(
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let start = throttle.forwarded();
-    let t = Instant::now();
-    while throttle.forwarded() - start < 12 << 20 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the upload never got going"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    throttle.wait_past(throttle.forwarded(), 12 << 20, || true);
     if kill_kiln {
         child.kill().unwrap();
     } else {
         moto.kill();
     }
     child.wait_with_output().unwrap()
+}
+
+/// `kiln publish` again, which must succeed; its output.
+fn rerun(f: &Path, moto: &Moto, id: &str) -> String {
+    let o = kiln_aws(f, moto, &["publish", "base-debian12", id]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
 }
 
 /// The `N resumed` figure of a publish's snapshot line.
@@ -459,13 +462,7 @@ fn an_interrupted_upload_is_completed_by_a_rerun_and_never_recorded_half_done() 
     let o = interrupted(&f, &mut moto, &throttle, &id, true);
     assert!(!o.status.success());
     assert!(aws_artifacts(&f, &id).is_empty(), "recorded half done");
-    let o = kiln_aws(&f, &moto, &["publish", "base-debian12", &id]);
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = rerun(&f, &moto, &id);
     assert!(
         resumed(&out) >= 20,
         "12 MiB were sent before the kill: {out}"
@@ -492,13 +489,7 @@ fn an_interrupted_upload_is_completed_by_a_rerun_and_never_recorded_half_done() 
     assert!(err.contains("cloud call failed"), "{err}");
     assert!(aws_artifacts(&f, &id).is_empty(), "recorded half done");
     let moto = Moto::start_on(moto.port);
-    let o = kiln_aws(&f, &moto, &["publish", "base-debian12", &id]);
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = rerun(&f, &moto, &id);
     assert_eq!(
         resumed(&out),
         0,

@@ -10,7 +10,6 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{artifacts_on, init_factory, ok, stored_version};
 use kiln_emulators::{Gcs, Recorder, Throttle};
@@ -267,15 +266,7 @@ fn interrupted(f: &Path, c: &mut Clouds, tgz: &Path, id: &str, kill_kiln: bool) 
         .unwrap();
     let session = PathBuf::from(format!("{}.gcs-session", tgz.display()));
     let throttle = c.throttle.as_ref().expect("a throttle");
-    let start = throttle.forwarded();
-    let t = Instant::now();
-    while !session.exists() || throttle.forwarded() - start < 20 << 20 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the upload never got going"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    throttle.wait_past(throttle.forwarded(), 20 << 20, || session.exists());
     if kill_kiln {
         child.kill().unwrap();
     } else {

@@ -316,6 +316,19 @@ impl Throttle {
         }
     }
 
+    /// Waits until `bytes` more than `from` were forwarded and `ready()` holds: the moment to
+    /// interrupt an upload. Panics after a minute.
+    pub fn wait_past(&self, from: u64, bytes: u64, ready: impl Fn() -> bool) {
+        let t = Instant::now();
+        while self.forwarded() - from < bytes || !ready() {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "the upload never got going"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Bytes forwarded from clients so far.
     pub fn forwarded(&self) -> u64 {
         self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
