@@ -168,3 +168,35 @@ pub fn stored<'v>(
             ))
         })
 }
+
+/// Records what a cloud now holds of `version`: an artifact of `platform` in `region` named
+/// `id`, with the size and sha256 of the stored file it was made from. Called only after the
+/// cloud calls succeeded.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "an artifact's fields, spelled out"
+)]
+pub fn record(
+    r: &mut Registry,
+    actor: &kiln_registry::Actor,
+    version: &str,
+    platform: &str,
+    format: &str,
+    region: &str,
+    id: &str,
+    from: &kiln_registry::Artifact,
+) -> Result<(), PublishError> {
+    r.add_artifact(
+        actor,
+        version,
+        &kiln_registry::Artifact {
+            platform: platform.into(),
+            region: region.into(),
+            external_id: id.into(),
+            format: format.into(),
+            size: from.size,
+            sha256: from.sha256.clone(),
+        },
+    )
+    .map_err(|e| PublishError::Cloud(format!("recording {id}: {e}")))
+}

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kiln_registry::{Actor, Artifact, Registry, Status};
+use kiln_registry::{Actor, Registry, Status};
 use kiln_spec::AccountMap;
 use kiln_spec::model::PublishTarget;
 use serde::Serialize;
@@ -193,19 +193,7 @@ pub async fn publish(
             ));
         }
         // Recorded only now that the image exists, is shared and is named by the parameters.
-        r.add_artifact(
-            actor,
-            version,
-            &Artifact {
-                platform: "aws".into(),
-                region: region.clone(),
-                external_id: id.clone(),
-                format: "ami".into(),
-                size: raw.size,
-                sha256: raw.sha256.clone(),
-            },
-        )
-        .map_err(|e| PublishError::Cloud(format!("recording {id}: {e}")))?;
+        preflight::record(r, actor, version, "aws", "ami", &region, &id, raw)?;
         report.images.push(RegionImage {
             region,
             ami: id,

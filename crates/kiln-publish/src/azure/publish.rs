@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kiln_registry::{Actor, Artifact, Registry, Status};
+use kiln_registry::{Actor, Registry, Status};
 use kiln_spec::AccountMap;
 use kiln_spec::model::{CloudSettings, PublishTarget};
 use serde::Serialize;
@@ -251,19 +251,7 @@ pub fn publish(
     report.shares_added = added;
     report.shares_removed = removed;
     for region in &target.regions {
-        r.add_artifact(
-            actor,
-            version,
-            &Artifact {
-                platform: "azure".into(),
-                region: region.clone(),
-                external_id: id.clone(),
-                format: "gallery".into(),
-                size: vhd.size,
-                sha256: vhd.sha256.clone(),
-            },
-        )
-        .map_err(|e| PublishError::Cloud(format!("recording {id}: {e}")))?;
+        preflight::record(r, actor, version, "azure", "gallery", region, &id, vhd)?;
     }
     report.gallery_version = Some(id);
     Ok(report)

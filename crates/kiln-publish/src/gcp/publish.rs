@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kiln_registry::{Actor, Artifact, Registry, Status};
+use kiln_registry::{Actor, Registry, Status};
 use kiln_spec::AccountMap;
 use kiln_spec::model::{CloudSettings, PublishTarget};
 use serde::Serialize;
@@ -204,19 +204,16 @@ pub fn publish(
     report.members_added = added;
     report.members_removed = removed;
     let link = self_link(&project, &name);
-    r.add_artifact(
+    preflight::record(
+        r,
         actor,
         version,
-        &Artifact {
-            platform: "gcp".into(),
-            region: req.target.regions[0].clone(),
-            external_id: link.clone(),
-            format: "image".into(),
-            size: tarball.size,
-            sha256: tarball.sha256.clone(),
-        },
-    )
-    .map_err(|e| PublishError::Cloud(format!("recording {link}: {e}")))?;
+        "gcp",
+        "image",
+        &req.target.regions[0],
+        &link,
+        tarball,
+    )?;
     report.image = Some(link);
     Ok(report)
 }
