@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the host packages Kiln needs, idempotently, on a Debian build machine.
 #
-#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, server, publish, bench, scan-bench, fuzz
+#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, postgres, server, publish, bench, scan-bench, fuzz
 #
 # Why backports: the machine's qemu-utils comes from <codename>-backports, and the stable
 # qemu-system-x86 conflicts with it, so the emulator, OVMF and mmdebstrap must come from backports
@@ -131,6 +131,9 @@ for group in "$@"; do
                python3 -m venv "$tools/venv"
                "$tools/venv/bin/pip" install -q detect-secrets
              fi ;;
+    postgres) # The shared registry's database. Tests run their own throwaway servers
+             # (initdb + pg_ctl in a temp dir); the packaged system service is not used.
+             install_pkgs postgresql postgresql-client ;;
     server)  # The UI tests' browser, the load generator, and the OpenAPI validator.
              install_pkgs chromium chromium-driver wrk python3-venv
              venv=/var/cache/kiln/venv-server

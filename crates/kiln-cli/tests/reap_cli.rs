@@ -124,14 +124,15 @@ fn reap_deletes_only_what_retention_allows() {
     assert_eq!(r.version(&failed).unwrap().status, Status::Failed);
     assert_eq!(r.version(&v2).unwrap().status, Status::Active);
     assert_eq!(r.version(&v3).unwrap().artifacts.len(), 2);
-    let audited: i64 = r
-        .connection()
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE action IN ('version.reap', 'version.reap_artifacts') AND actor = 'tester'",
-            [],
-            |x| x.get(0),
-        )
-        .unwrap();
+    let audited = r
+        .audit_entries()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            ["version.reap", "version.reap_artifacts"].contains(&e.action.as_str())
+                && e.actor == "tester"
+        })
+        .count();
     assert_eq!(audited, 2);
     ok(&kiln(&f, &["audit", "verify"]));
     let show = ok(&kiln(&f, &["show", "base-debian12", &v1]));

@@ -151,8 +151,8 @@ fn registry_commands_end_to_end() {
     let out = ok(&kiln(&f, &["audit", "verify"]));
     assert!(out.starts_with("audit log intact: "), "{out}");
     {
-        let r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
-        r.connection().execute("UPDATE audit SET detail = '{\"reason\":\"nothing to see\"}' WHERE action = 'version.revoke'", []).unwrap();
+        let mut r = Registry::open(&f.join(".kiln/registry.db")).unwrap();
+        r.execute_unchecked("UPDATE audit SET detail = '{\"reason\":\"nothing to see\"}' WHERE action = 'version.revoke'").unwrap();
     }
     let o = kiln(&f, &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(1));

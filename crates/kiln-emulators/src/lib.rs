@@ -1,7 +1,10 @@
 //! The local stand-ins the publish tests run against, each on a free loopback port and killed
 //! when dropped: moto (AWS), Azurite (Azure Blob storage), gcp-storage-emulator (Cloud Storage),
 //! and [`Recorder`] for Azure Resource Manager and Google's Compute and Resource Manager APIs,
-//! which have no emulator. `scripts/host-deps.sh publish` installs them.
+//! which have no emulator. `scripts/host-deps.sh publish` installs them. [`postgres::Postgres`]
+//! is a throwaway PostgreSQL server for the registry tests (`scripts/host-deps.sh postgres`).
+
+pub mod postgres;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

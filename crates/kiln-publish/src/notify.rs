@@ -244,7 +244,7 @@ pub struct Background {
 impl Background {
     /// `None` when the factory has no webhooks.
     pub fn start(
-        registry: std::path::PathBuf,
+        registry: kiln_registry::Location,
         factory: String,
         hooks: Vec<Webhook>,
         grace: Duration,
@@ -255,12 +255,12 @@ impl Background {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let Ok(mut reg) = Registry::open(&registry) else {
-                tracing::warn!(
-                    "notifications: cannot open the registry at {}",
-                    registry.display()
-                );
-                return;
+            let mut reg = match Registry::open_at(&registry) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("notifications: cannot open the registry at {registry}: {e}");
+                    return;
+                }
             };
             loop {
                 let last = flag.load(std::sync::atomic::Ordering::SeqCst);

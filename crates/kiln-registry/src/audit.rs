@@ -2,7 +2,8 @@
 //! carrying the hash of the previous one. Editing, deleting or reordering any row breaks the
 //! chain at that row, and `verify` says where.
 
-use rusqlite::{Connection, Transaction, params};
+use crate::params;
+use crate::sql::{OptionalExt, Row, Tx};
 use sha2::{Digest, Sha256};
 
 use crate::error::{RegistryError, Result};
@@ -48,7 +49,7 @@ fn entry_hash(
 }
 
 pub(crate) fn append(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     at: &str,
     actor: &str,
     action: &str,
@@ -58,9 +59,10 @@ pub(crate) fn append(
     let (last_seq, prev): (i64, String) = tx
         .query_row(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
+            params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
+        .optional()?
         .unwrap_or((0, GENESIS.to_string()));
     let seq = last_seq + 1;
     let detail = detail.to_string();
@@ -77,12 +79,12 @@ pub(crate) fn append(
     Ok(())
 }
 
-pub fn entries(conn: &Connection) -> Result<Vec<AuditEntry>> {
+pub fn entries(conn: &Tx<'_>) -> Result<Vec<AuditEntry>> {
     entries_after(conn, 0, i64::MAX)
 }
 
 /// One row of `SELECT seq, at, actor, action, subject, detail, prev_hash, hash`.
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+fn row(r: &Row<'_>) -> Result<AuditEntry> {
     Ok(AuditEntry {
         seq: r.get(0)?,
         at: r.get(1)?,
@@ -96,16 +98,16 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
 }
 
 /// Entries after `seq`, oldest first, at most `limit`.
-pub fn entries_after(conn: &Connection, seq: i64, limit: i64) -> Result<Vec<AuditEntry>> {
+pub fn entries_after(conn: &Tx<'_>, seq: i64, limit: i64) -> Result<Vec<AuditEntry>> {
     let mut st = conn.prepare(
         "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let rows = st.query_map(params![seq, limit], row)?;
-    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    rows.collect()
 }
 
 /// Walks the chain; returns the number of entries, or the first broken entry and why.
-pub fn verify(conn: &Connection) -> Result<usize> {
+pub fn verify(conn: &Tx<'_>) -> Result<usize> {
     let all = entries(conn)?;
     let mut prev = GENESIS.to_string();
     for (i, e) in all.iter().enumerate() {
@@ -145,10 +147,12 @@ pub fn verify(conn: &Connection) -> Result<usize> {
         prev = e.hash.clone();
     }
     let head: Option<(i64, String)> = conn
-        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .ok();
+        .query_row(
+            "SELECT seq, hash FROM audit_head WHERE id = 1",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
     let last = all.last().map(|e| (e.seq, e.hash.clone()));
     if head != last {
         let seq = head.as_ref().map_or(0, |h| h.0);
@@ -167,11 +171,18 @@ impl crate::Registry {
     /// Audit entries whose subject or detail mentions `needle` (a version id, a bucket), oldest
     /// first: a version's trail for the UI.
     pub fn audit_mentioning(&mut self, needle: &str, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit
-             WHERE instr(subject, ?1) > 0 OR instr(detail, ?1) > 0 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![needle, limit as i64], row)?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        self.conn.read(|tx| {
+            tx.query_all(
+                "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit
+                 WHERE instr(subject, ?1) > 0 OR instr(detail, ?1) > 0 ORDER BY seq LIMIT ?2",
+                params![needle, limit as i64],
+                row,
+            )
+        })
+    }
+
+    /// The whole log, oldest first.
+    pub fn audit_entries(&mut self) -> Result<Vec<AuditEntry>> {
+        self.conn.read(entries)
     }
 }

@@ -2,8 +2,8 @@
 //! image), versions (one per build) with their artifacts, reports and parents, channels with
 //! history, revocation that reaches descendants, and a hash-chained audit log.
 //!
-//! SQLite is the embedded store (WAL, `synchronous=FULL`, foreign keys, one transaction per
-//! operation with retry on contention). The SQL is kept portable for the PostgreSQL store to come.
+//! SQLite is the embedded store and PostgreSQL the shared one (many `kiln serve` processes,
+//! workers); every operation is one transaction written once against the seam in [`sql`].
 //! Policies (what may enter a channel) are the pipeline's business; the registry enforces only
 //! its own invariants and roles.
 
@@ -15,6 +15,8 @@ pub mod model;
 pub mod ops;
 pub mod outbox;
 pub mod retention;
+pub mod sql;
+pub mod stats;
 pub mod tokens;
 
 pub use error::{RegistryError, Result};
@@ -22,4 +24,6 @@ pub use model::*;
 pub use ops::{LATEST, Registry};
 pub use outbox::{Delivery, NewDelivery};
 pub use retention::{Kept, ReapAction, ReapReport, Reaped};
+pub use sql::Location;
+pub use stats::Stats;
 pub use tokens::{TOKEN_PREFIX, TokenInfo};

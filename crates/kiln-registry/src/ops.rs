@@ -5,21 +5,21 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
 use crate::audit;
 use crate::clock::{Clock, format_millis, system_clock};
-use crate::db;
 use crate::error::{RegistryError, Result, invalid};
 use crate::model::*;
+use crate::params;
+use crate::sql::{Db, Location, OptionalExt, Tx};
 
 /// The channel Kiln points at the newest active, non-revoked version of each bucket.
 pub const LATEST: &str = "latest";
 const SYSTEM: &str = "kiln";
 
 pub struct Registry {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Db,
     pub(crate) clock: Clock,
 }
 
@@ -50,19 +50,48 @@ pub(crate) fn valid_name(kind: &str, s: &str) -> Result<()> {
 }
 
 impl Registry {
+    /// Opens (creating and migrating) the SQLite registry at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::open_with_clock(path, system_clock())
+        Self::open_at(&Location::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens the registry wherever it lives, bringing its schema up to date.
+    pub fn open_at(at: &Location) -> Result<Self> {
+        Self::open_at_with_clock(at, system_clock())
     }
 
     pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Self> {
+        Self::open_at_with_clock(&Location::Sqlite(path.to_path_buf()), clock)
+    }
+
+    pub fn open_at_with_clock(at: &Location, clock: Clock) -> Result<Self> {
         Ok(Registry {
-            conn: db::open(path)?,
+            conn: Db::open(at)?,
             clock,
         })
     }
 
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.conn.backend()
+    }
+
+    /// True when the connection is gone (PostgreSQL restarted): pools drop such a registry
+    /// rather than hand it out again.
+    pub fn is_broken(&self) -> bool {
+        self.conn.is_broken()
+    }
+
+    /// The schema version the database is at.
+    pub fn schema_version(&mut self) -> Result<i64> {
+        self.conn.read(crate::db::schema_version)
+    }
+
+    /// Runs raw SQL outside every invariant: no audit entry, no checks. It exists for the
+    /// tamper and repair drills in tests and runbooks, never for operations.
+    #[doc(hidden)]
+    pub fn execute_unchecked(&mut self, sql: &str) -> Result<usize> {
+        self.conn.write(|tx| tx.execute(sql, params![]))
     }
 
     pub(crate) fn now(&self) -> String {
@@ -70,12 +99,9 @@ impl Registry {
     }
 
     /// One transaction: due revocations first, then `f`.
-    pub(crate) fn tx<T>(
-        &mut self,
-        mut f: impl FnMut(&Transaction<'_>, &str) -> Result<T>,
-    ) -> Result<T> {
+    pub(crate) fn tx<T>(&mut self, mut f: impl FnMut(&Tx<'_>, &str) -> Result<T>) -> Result<T> {
         let now = self.now();
-        db::with_tx(&mut self.conn, |tx| {
+        self.conn.write(|tx| {
             apply_due(tx, &now)?;
             f(tx, &now)
         })
@@ -83,22 +109,31 @@ impl Registry {
 
     /// A read: applies due revocations first (in a write transaction, only when there are any),
     /// then reads in a deferred transaction, so readers do not queue behind the write lock.
-    fn read<T>(&mut self, mut f: impl FnMut(&Transaction<'_>, &str) -> Result<T>) -> Result<T> {
+    fn read<T>(&mut self, mut f: impl FnMut(&Tx<'_>, &str) -> Result<T>) -> Result<T> {
         let now = self.now();
-        let due: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM versions WHERE revoke_at IS NOT NULL AND revoke_at <= ?1 AND revoke_applied = 0)",
-                [&now],
-                |r| r.get(0),
-            )?;
-        if due {
-            db::with_tx(&mut self.conn, |tx| apply_due(tx, &now))?;
+        // One snapshot answers both "is anything due?" and the read itself; only when a
+        // revocation has come due does the read wait for a write transaction and start over.
+        let mut due_first = false;
+        loop {
+            if due_first {
+                self.conn.write(|tx| apply_due(tx, &now))?;
+            }
+            let read = self.conn.read(|tx| {
+                let due: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM versions WHERE revoke_at IS NOT NULL AND revoke_at <= ?1 AND revoke_applied = 0)",
+                    [&now],
+                    |r| r.get(0),
+                )?;
+                if due && !due_first {
+                    return Ok(None);
+                }
+                f(tx, &now).map(Some)
+            })?;
+            match read {
+                Some(v) => return Ok(v),
+                None => due_first = true,
+            }
         }
-        let tx = self.conn.transaction()?;
-        let v = f(&tx, &now)?;
-        tx.commit()?;
-        Ok(v)
     }
 
     /// The artifact a consumer deploys: what `channel` points at, for a platform and region.
@@ -141,7 +176,7 @@ impl Registry {
     /// Applies revocations whose time has come (the background tick). Returns how many.
     pub fn tick(&mut self) -> Result<usize> {
         let now = self.now();
-        db::with_tx(&mut self.conn, |tx| apply_due(tx, &now))
+        self.conn.write(|tx| apply_due(tx, &now))
     }
 
     pub fn create_bucket(&mut self, actor: &Actor, name: &str, description: &str) -> Result<()> {
@@ -204,7 +239,7 @@ impl Registry {
                     return invalid(format!("parent version {p} is {}; a version can only be built on an active parent", st.as_str()));
                 }
             }
-            let ordinal: i64 = tx.query_row("SELECT COALESCE(MAX(ordinal), 0) + 1 FROM versions", [], |r| r.get(0))?;
+            let ordinal: i64 = tx.query_row("SELECT COALESCE(MAX(ordinal), 0) + 1 FROM versions", params![], |r| r.get(0))?;
             tx.execute(
                 "INSERT INTO versions (id, bucket, fingerprint, status, build, ordinal, created_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
                 params![id, bucket, fingerprint, build.to_string(), ordinal, now],
@@ -607,7 +642,7 @@ impl Registry {
         self.read(|tx, _| {
             let mut st = tx.prepare("SELECT name FROM buckets ORDER BY name")?;
             let v = st
-                .query_map([], |r| r.get(0))?
+                .query_map(params![], |r| r.get(0))?
                 .collect::<std::result::Result<Vec<String>, _>>()?;
             Ok(v)
         })
@@ -674,7 +709,7 @@ impl Registry {
                  WHERE c.status = 'active' ORDER BY c.ordinal",
             )?;
             let rows: Vec<(String, String, String, String, String)> = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                 .collect::<std::result::Result<_, _>>()?;
             drop(st);
             let mut out = Vec::new();
@@ -696,14 +731,14 @@ impl Registry {
         })
     }
 
-    pub fn verify_audit(&self) -> Result<usize> {
-        audit::verify(&self.conn)
+    pub fn verify_audit(&mut self) -> Result<usize> {
+        self.conn.read(audit::verify)
     }
 }
 
 /// Ends a running version as `to` ("active" or "failed"); returns its bucket.
 fn finish_running(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: &str,
     actor: &Actor,
     version: &str,
@@ -745,7 +780,7 @@ pub(crate) fn require(actor: &Actor, roles: &[Role], action: &str, why: &str) ->
     }
 }
 
-fn version_exists(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+fn version_exists(tx: &Tx<'_>, id: &str) -> Result<bool> {
     Ok(
         tx.query_row("SELECT COUNT(*) FROM versions WHERE id = ?1", [id], |r| {
             r.get::<_, i64>(0)
@@ -753,7 +788,7 @@ fn version_exists(tx: &Transaction<'_>, id: &str) -> Result<bool> {
     )
 }
 
-fn bucket_of(tx: &Transaction<'_>, id: &str) -> Result<String> {
+fn bucket_of(tx: &Tx<'_>, id: &str) -> Result<String> {
     tx.query_row("SELECT bucket FROM versions WHERE id = ?1", [id], |r| {
         r.get(0)
     })
@@ -761,7 +796,7 @@ fn bucket_of(tx: &Transaction<'_>, id: &str) -> Result<String> {
     .ok_or_else(|| not_found("version", id))
 }
 
-fn status_of(tx: &Transaction<'_>, id: &str) -> Result<(String, String)> {
+fn status_of(tx: &Tx<'_>, id: &str) -> Result<(String, String)> {
     tx.query_row(
         "SELECT bucket, status FROM versions WHERE id = ?1",
         [id],
@@ -771,7 +806,7 @@ fn status_of(tx: &Transaction<'_>, id: &str) -> Result<(String, String)> {
     .ok_or_else(|| not_found("version", id))
 }
 
-fn children_of(tx: &Transaction<'_>, id: &str) -> Result<Vec<String>> {
+fn children_of(tx: &Tx<'_>, id: &str) -> Result<Vec<String>> {
     let mut st = tx.prepare("SELECT vp.child FROM version_parents vp JOIN versions v ON v.id = vp.child WHERE vp.parent = ?1 ORDER BY v.ordinal")?;
     let v = st
         .query_map([id], |r| r.get(0))?
@@ -779,7 +814,7 @@ fn children_of(tx: &Transaction<'_>, id: &str) -> Result<Vec<String>> {
     Ok(v)
 }
 
-fn descendants_of(tx: &Transaction<'_>, id: &str) -> Result<Vec<String>> {
+fn descendants_of(tx: &Tx<'_>, id: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     let mut queue: VecDeque<String> = children_of(tx, id)?.into();
@@ -792,7 +827,7 @@ fn descendants_of(tx: &Transaction<'_>, id: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-pub(crate) fn load_version(tx: &Transaction<'_>, id: &str, now: &str) -> Result<Version> {
+pub(crate) fn load_version(tx: &Tx<'_>, id: &str, now: &str) -> Result<Version> {
     type Row = (
         String,
         String,
@@ -876,7 +911,7 @@ pub(crate) fn load_version(tx: &Transaction<'_>, id: &str, now: &str) -> Result<
     })
 }
 
-fn revoked_ids(tx: &Transaction<'_>, now: &str) -> Result<BTreeSet<String>> {
+fn revoked_ids(tx: &Tx<'_>, now: &str) -> Result<BTreeSet<String>> {
     let mut st =
         tx.prepare("SELECT id FROM versions WHERE revoke_at IS NOT NULL AND revoke_at <= ?1")?;
     let v = st
@@ -885,7 +920,7 @@ fn revoked_ids(tx: &Transaction<'_>, now: &str) -> Result<BTreeSet<String>> {
     Ok(v)
 }
 
-fn ensure_channel(tx: &Transaction<'_>, bucket: &str, channel: &str) -> Result<()> {
+fn ensure_channel(tx: &Tx<'_>, bucket: &str, channel: &str) -> Result<()> {
     if tx.query_row(
         "SELECT COUNT(*) FROM buckets WHERE name = ?1",
         [bucket],
@@ -903,7 +938,7 @@ fn ensure_channel(tx: &Transaction<'_>, bucket: &str, channel: &str) -> Result<(
 
 #[allow(clippy::too_many_arguments)]
 fn assign(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: &str,
     bucket: &str,
     channel: &str,
@@ -918,7 +953,10 @@ fn assign(
         params![bucket, channel, version],
     )?;
     tx.execute(
-        "INSERT INTO channel_history (bucket, channel, version, previous, author, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        // The sequence is explicit (SQLite would assign the same, PostgreSQL has no rowid);
+        // the write lock makes MAX + 1 safe.
+        "INSERT INTO channel_history (seq, bucket, channel, version, previous, author, reason, at)
+         SELECT COALESCE(MAX(seq), 0) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7 FROM channel_history",
         params![bucket, channel, version, previous, author, reason, now],
     )?;
     // Children built on the previous version that track this channel are out of date now.
@@ -951,7 +989,7 @@ fn assign(
 
 /// The newest earlier assignment of a channel that is still promotable (active, not revoked).
 fn previous_good(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: &str,
     bucket: &str,
     channel: &str,
@@ -974,7 +1012,7 @@ fn previous_good(
 }
 
 /// `latest` = the newest active, unrevoked version of the bucket (or empty).
-fn refresh_latest(tx: &Transaction<'_>, now: &str, bucket: &str) -> Result<()> {
+fn refresh_latest(tx: &Tx<'_>, now: &str, bucket: &str) -> Result<()> {
     let mut st = tx.prepare(
         "SELECT id FROM versions WHERE bucket = ?1 AND status = 'active' ORDER BY ordinal DESC",
     )?;
@@ -1011,7 +1049,7 @@ fn refresh_latest(tx: &Transaction<'_>, now: &str, bucket: &str) -> Result<()> {
 }
 
 /// Makes due revocations take effect: descendants inherit them, channels roll back.
-fn apply_due(tx: &Transaction<'_>, now: &str) -> Result<usize> {
+fn apply_due(tx: &Tx<'_>, now: &str) -> Result<usize> {
     let mut st = tx.prepare("SELECT id FROM versions WHERE revoke_at IS NOT NULL AND revoke_at <= ?1 AND revoke_applied = 0 ORDER BY revoke_at, ordinal")?;
     let due: Vec<String> = st
         .query_map([now], |r| r.get(0))?

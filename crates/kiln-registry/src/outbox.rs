@@ -4,11 +4,11 @@
 //! delivery rows and moves the cursor in one transaction (compare-and-set, so two processes do
 //! not enqueue the same entries twice). Delivery is at least once: receivers dedupe on the id.
 
-use rusqlite::{OptionalExtension, params};
+use crate::params;
+use crate::sql::{OptionalExt, Row};
 use serde::Serialize;
 
 use crate::audit::AuditEntry;
-use crate::db;
 use crate::error::Result;
 use crate::ops::Registry;
 
@@ -49,7 +49,7 @@ pub struct NewDelivery {
 const COLUMNS: &str =
     "target, seq, idx, event, payload, status, attempts, last_error, next_at, delivered_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+fn row(r: &Row<'_>) -> Result<Delivery> {
     Ok(Delivery {
         target: r.get(0)?,
         seq: r.get(1)?,
@@ -68,22 +68,23 @@ impl Registry {
     /// The target's cursor; a new target starts at the current end of the log (it is not sent
     /// the history from before it was configured).
     pub fn outbox_cursor(&mut self, target: &str) -> Result<i64> {
-        db::with_tx(&mut self.conn, |tx| {
+        self.conn.write(|tx| {
             tx.execute(
                 "INSERT INTO webhook_cursor (target, seq) SELECT ?1, COALESCE(MAX(seq), 0) FROM audit WHERE true ON CONFLICT (target) DO NOTHING",
                 [target],
             )?;
-            Ok(tx.query_row(
+            tx.query_row(
                 "SELECT seq FROM webhook_cursor WHERE target = ?1",
                 [target],
                 |r| r.get(0),
-            )?)
+            )
         })
     }
 
     /// Audit entries after `seq`, oldest first.
     pub fn audit_after(&mut self, seq: i64, limit: usize) -> Result<Vec<AuditEntry>> {
-        crate::audit::entries_after(&self.conn, seq, limit as i64)
+        self.conn
+            .read(|tx| crate::audit::entries_after(tx, seq, limit as i64))
     }
 
     /// Moves the cursor from `from` to `to` and stores `new` deliveries, atomically. `false`
@@ -96,7 +97,7 @@ impl Registry {
         new: &[NewDelivery],
     ) -> Result<bool> {
         let now = self.now();
-        db::with_tx(&mut self.conn, |tx| {
+        self.conn.write(|tx| {
             let moved = tx.execute(
                 "UPDATE webhook_cursor SET seq = ?3 WHERE target = ?1 AND seq = ?2",
                 params![target, from, to],
@@ -117,25 +118,25 @@ impl Registry {
     /// Pending deliveries of a target whose time has come, oldest first.
     pub fn outbox_due(&mut self, target: &str, limit: usize) -> Result<Vec<Delivery>> {
         let now = self.now();
-        let mut st = self.conn.prepare(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM webhook_deliveries WHERE target = ?1 AND status = 'pending' AND next_at <= ?2 ORDER BY seq, idx LIMIT ?3"
-        ))?;
-        let out = st
-            .query_map(params![target, now, limit as i64], row)?
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(out)
+        );
+        self.conn
+            .read(|tx| tx.query_all(&sql, params![target, now, limit as i64], row))
     }
 
     /// When the next pending delivery of a target is due, if any is pending.
     pub fn outbox_next_due(&mut self, target: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT MIN(next_at) FROM webhook_deliveries WHERE target = ?1 AND status = 'pending'",
-                [target],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
+            .read(|tx| {
+                tx.query_row(
+                    "SELECT MIN(next_at) FROM webhook_deliveries WHERE target = ?1 AND status = 'pending'",
+                    [target],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .optional()
+            })?
             .flatten())
     }
 
@@ -152,7 +153,7 @@ impl Registry {
             (Err(e), Some(at)) => ("pending", Some(e.clone()), at),
             (Err(e), None) => ("dead", Some(e.clone()), d.next_at.clone()),
         };
-        db::with_tx(&mut self.conn, |tx| {
+        self.conn.write(|tx| {
             tx.execute(
                 "UPDATE webhook_deliveries SET status = ?4, attempts = attempts + 1, last_error = ?5, next_at = ?6, delivered_at = CASE WHEN ?4 = 'delivered' THEN ?7 ELSE delivered_at END
                  WHERE target = ?1 AND seq = ?2 AND idx = ?3",
@@ -165,28 +166,28 @@ impl Registry {
     /// Every delivery that is not delivered (pending or dead), and the delivered count per
     /// target: what `kiln notify status` shows.
     pub fn outbox_undelivered(&mut self) -> Result<(Vec<Delivery>, DeliveredCounts)> {
-        let mut st = self.conn.prepare(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM webhook_deliveries WHERE status <> 'delivered' ORDER BY target, seq, idx"
-        ))?;
-        let open = st
-            .query_map([], row)?
-            .collect::<std::result::Result<_, _>>()?;
-        drop(st);
-        let mut st = self.conn.prepare(
-            "SELECT target, COUNT(*) FROM webhook_deliveries WHERE status = 'delivered' GROUP BY target ORDER BY target",
-        )?;
-        let done = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?;
-        Ok((open, done))
+        );
+        self.conn.read(|tx| {
+            let open = tx.query_all(&sql, params![], row)?;
+            let done = tx.query_all(
+                "SELECT target, COUNT(*) FROM webhook_deliveries WHERE status = 'delivered' GROUP BY target ORDER BY target",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((open, done))
+        })
     }
 
     /// Puts dead deliveries back in the queue (after the receiver is fixed).
     pub fn outbox_retry_dead(&mut self, target: Option<&str>) -> Result<usize> {
         let now = self.now();
-        Ok(self.conn.execute(
-            "UPDATE webhook_deliveries SET status = 'pending', next_at = ?2 WHERE status = 'dead' AND (?1 IS NULL OR target = ?1)",
-            params![target, now],
-        )?)
+        self.conn.write(|tx| {
+            tx.execute(
+                "UPDATE webhook_deliveries SET status = 'pending', next_at = ?2 WHERE status = 'dead' AND (CAST(?1 AS TEXT) IS NULL OR target = ?1)",
+                params![target, now],
+            )
+        })
     }
 }

@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::params;
 use kiln_spec::Retention;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 
@@ -82,7 +82,7 @@ impl Registry {
         self.tx(|tx, now| {
             let mut st = tx.prepare("SELECT id FROM versions ORDER BY bucket, ordinal DESC")?;
             let ids: Vec<String> = st
-                .query_map([], |r| r.get(0))?
+                .query_map(params![], |r| r.get(0))?
                 .collect::<std::result::Result<_, _>>()?;
             drop(st);
             let mut rows = Vec::with_capacity(ids.len());
@@ -101,7 +101,7 @@ impl Registry {
             let mut on_channel: HashMap<String, Vec<String>> = HashMap::new();
             let mut st =
                 tx.prepare("SELECT bucket, name, version FROM channels WHERE version IS NOT NULL")?;
-            for r in st.query_map([], |r| {
+            for r in st.query_map(params![], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -235,7 +235,9 @@ impl Registry {
             let mut st =
                 tx.prepare("SELECT version, external_id FROM artifacts WHERE platform = 'file'")?;
             let still: HashSet<String> = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .query_map(params![], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
                 .filter_map(|r| r.ok())
                 .filter(|(v, _)| !reaped_ids.contains(v.as_str()))
                 .map(|(_, e)| e)

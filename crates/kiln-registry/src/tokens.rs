@@ -5,7 +5,8 @@
 
 use std::io::Read;
 
-use rusqlite::{OptionalExtension, params};
+use crate::params;
+use crate::sql::OptionalExt;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -120,20 +121,22 @@ impl Registry {
     }
 
     pub fn tokens(&mut self) -> Result<Vec<TokenInfo>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT name, role, created_at, created_by, expires_at, revoked_at FROM tokens ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(TokenInfo {
-                name: r.get(0)?,
-                role: Role::parse(&r.get::<_, String>(1)?).unwrap_or(Role::Consumer),
-                created_at: r.get(2)?,
-                created_by: r.get(3)?,
-                expires_at: r.get(4)?,
-                revoked_at: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        self.conn.read(|tx| {
+            tx.query_all(
+                "SELECT name, role, created_at, created_by, expires_at, revoked_at FROM tokens ORDER BY name",
+                params![],
+                |r| {
+                    Ok(TokenInfo {
+                        name: r.get(0)?,
+                        role: Role::parse(&r.get::<_, String>(1)?).unwrap_or(Role::Consumer),
+                        created_at: r.get(2)?,
+                        created_by: r.get(3)?,
+                        expires_at: r.get(4)?,
+                        revoked_at: r.get(5)?,
+                    })
+                },
+            )
+        })
     }
 
     /// The actor a secret stands for: `None` when it is unknown, revoked or expired.
@@ -142,13 +145,14 @@ impl Registry {
             return Ok(None);
         }
         let now = self.now();
-        let row: Option<(String, String)> = self
-            .conn
-            .prepare_cached(
+        let row: Option<(String, String)> = self.conn.read(|tx| {
+            tx.query_row(
                 "SELECT name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
-            )?
-            .query_row(params![digest(secret), now], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+                params![digest(secret), now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
         Ok(row.and_then(|(name, role)| Role::parse(&role).map(|r| Actor::new(name, r))))
     }
 }
@@ -176,8 +180,8 @@ mod tests {
         assert_eq!(r.authenticate("kiln_00").unwrap(), None);
         // Only the digest is stored.
         let stored: String = r
-            .connection()
-            .query_row("SELECT hash FROM tokens", [], |x| x.get(0))
+            .conn
+            .read(|tx| tx.query_row("SELECT hash FROM tokens", params![], |x| x.get(0)))
             .unwrap();
         assert_ne!(stored, secret);
         assert!(!stored.contains(&secret[5..]));
@@ -191,7 +195,8 @@ mod tests {
         r.revoke_token(&admin, "ci-main").unwrap();
         assert_eq!(r.authenticate(&secret).unwrap(), None);
         assert!(r.revoke_token(&admin, "ci-main").is_err());
-        let actions: Vec<String> = crate::audit::entries(r.connection())
+        let actions: Vec<String> = r
+            .audit_entries()
             .unwrap()
             .into_iter()
             .map(|e| e.action)
@@ -222,11 +227,7 @@ mod tests {
             )
             .unwrap();
         assert!(r.authenticate(&s).unwrap().is_some());
-        r.connection()
-            .execute(
-                "UPDATE tokens SET expires_at = '2001-01-01T00:00:00.000Z'",
-                [],
-            )
+        r.execute_unchecked("UPDATE tokens SET expires_at = '2001-01-01T00:00:00.000Z'")
             .unwrap();
         assert_eq!(r.authenticate(&s).unwrap(), None);
     }

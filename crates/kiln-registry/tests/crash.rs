@@ -1,7 +1,8 @@
 //! Crash safety: a child process makes acknowledged writes (it prints each version id only after
 //! the commit returned) and is killed with SIGKILL at random moments, 200 times (`KILN_CRASH_KILLS`
-//! raises it for `make stress`). After every kill the database opens, passes
-//! `PRAGMA integrity_check`, its audit chain verifies, and every acknowledged write is there.
+//! raises it for `make stress`), on SQLite and on PostgreSQL. After every kill the database opens
+//! (SQLite's file passes `PRAGMA integrity_check`), its audit chain verifies, and every
+//! acknowledged write is there.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -10,15 +11,18 @@ use std::time::{Duration, Instant};
 use kiln_registry::*;
 use serde_json::json;
 
+mod support;
+use support::Backend;
+
 const CHILD_ENV: &str = "KILN_CRASH_CHILD_DB";
 
 /// The child's side: writes until killed. Does nothing unless started by the harness.
 #[test]
 fn crash_child_writer() {
-    let Some(path) = std::env::var_os(CHILD_ENV) else {
+    let Ok(at) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let mut r = Registry::open(std::path::Path::new(&path)).unwrap();
+    let mut r = Registry::open_at(&support::location(&at)).unwrap();
     let actor = Actor::new("writer", Role::Admin);
     r.ensure_bucket(&actor, "base").unwrap();
     loop {
@@ -31,14 +35,14 @@ fn crash_child_writer() {
     }
 }
 
-#[test]
-fn sigkill_at_random_moments_loses_no_acknowledged_write() {
+both_backends!(sigkill_at_random_moments_loses_no_acknowledged_write);
+
+fn sigkill_at_random_moments_loses_no_acknowledged_write(b: Backend) {
     let kills: usize = std::env::var("KILN_CRASH_KILLS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
+    let db = b.fresh();
     let exe = std::env::current_exe().unwrap();
     let mut acknowledged: Vec<String> = Vec::new();
     let mut seed: u64 = 0x5eed_1234_abcd;
@@ -54,7 +58,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(CHILD_ENV, &db)
+            .env(CHILD_ENV, db.arg())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -75,13 +79,15 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         child.wait().unwrap();
         acknowledged.extend(reader.join().unwrap());
 
-        let mut r = Registry::open(&db)
+        let mut r = Registry::open_at(&db.at)
             .unwrap_or_else(|e| panic!("round {round}: cannot open after kill: {e}"));
-        let check: String = r
-            .connection()
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(check, "ok", "round {round}");
+        if let Location::Sqlite(path) = &db.at {
+            let check: String = rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(check, "ok", "round {round}");
+        }
         r.verify_audit()
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
         if round % 20 == 0 || round + 1 == kills {

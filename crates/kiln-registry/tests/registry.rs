@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use kiln_registry::*;
 use serde_json::json;
 
+mod support;
+use support::Backend;
+
 fn admin() -> Actor {
     Actor::new("alice", Role::Admin)
 }
@@ -17,22 +20,18 @@ fn platform() -> Actor {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _db: support::Db,
     reg: Registry,
     clock: Arc<AtomicU64>,
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
+fn fixture(b: Backend) -> Fixture {
+    let db = b.fresh();
     let clock = Arc::new(AtomicU64::new(1_795_000_000_000));
     let c = clock.clone();
-    let reg = Registry::open_with_clock(
-        &dir.path().join("registry.db"),
-        Arc::new(move || c.fetch_add(1, Ordering::SeqCst)),
-    )
-    .unwrap();
+    let reg = db.open_with_clock(Arc::new(move || c.fetch_add(1, Ordering::SeqCst)));
     Fixture {
-        _dir: dir,
+        _db: db,
         reg,
         clock,
     }
@@ -65,9 +64,8 @@ fn active(reg: &mut Registry, bucket: &str, parents: &[String]) -> String {
     v
 }
 
-#[test]
-fn promotion_rules_channels_and_latest() {
-    let mut f = fixture();
+fn promotion_rules_channels_and_latest(b: Backend) {
+    let mut f = fixture(b);
     let r = &mut f.reg;
     r.create_bucket(&admin(), "base", "hardened base").unwrap();
     let v1 = active(r, "base", &[]);
@@ -119,9 +117,8 @@ fn promotion_rules_channels_and_latest() {
     assert!(r.verify_audit().unwrap() > 10);
 }
 
-#[test]
-fn revocation_reaches_descendants_rolls_channels_back_and_restore_undoes_it() {
-    let mut f = fixture();
+fn revocation_reaches_descendants_rolls_channels_back_and_restore_undoes_it(b: Backend) {
+    let mut f = fixture(b);
     let r = &mut f.reg;
     r.create_bucket(&admin(), "base", "").unwrap();
     r.create_bucket(&admin(), "web", "").unwrap();
@@ -187,9 +184,8 @@ fn revocation_reaches_descendants_rolls_channels_back_and_restore_undoes_it() {
     assert_eq!(r.verify_audit().unwrap(), r.verify_audit().unwrap());
 }
 
-#[test]
-fn scheduled_revocations_take_effect_on_time() {
-    let mut f = fixture();
+fn scheduled_revocations_take_effect_on_time(b: Backend) {
+    let mut f = fixture(b);
     let r = &mut f.reg;
     r.create_bucket(&admin(), "base", "").unwrap();
     let b1 = active(r, "base", &[]);
@@ -213,9 +209,8 @@ fn scheduled_revocations_take_effect_on_time() {
     assert_eq!(r.tick().unwrap(), 0, "already applied");
 }
 
-#[test]
-fn out_of_date_children_are_found() {
-    let mut f = fixture();
+fn out_of_date_children_are_found(b: Backend) {
+    let mut f = fixture(b);
     let r = &mut f.reg;
     r.create_bucket(&admin(), "base", "").unwrap();
     r.create_bucket(&admin(), "web", "").unwrap();
@@ -239,9 +234,8 @@ fn out_of_date_children_are_found() {
     );
 }
 
-#[test]
-fn editing_deleting_or_reordering_audit_rows_is_detected_and_named() {
-    let mut f = fixture();
+fn editing_deleting_or_reordering_audit_rows_is_detected_and_named(b: Backend) {
+    let mut f = fixture(b);
     f.reg.create_bucket(&admin(), "base", "").unwrap();
     let v = active(&mut f.reg, "base", &[]);
     f.reg
@@ -249,20 +243,22 @@ fn editing_deleting_or_reordering_audit_rows_is_detected_and_named() {
         .unwrap();
     let n = f.reg.verify_audit().unwrap();
     assert!(n >= 5);
-    let conn = f.reg.connection();
-
-    conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3", [])
+    f.reg
+        .execute_unchecked("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
         .unwrap();
     let err = f.reg.verify_audit().unwrap_err().to_string();
     assert!(
         err.contains("audit log broken at entry 3") && err.contains("was edited"),
         "{err}"
     );
-    conn.execute("UPDATE audit SET actor = 'alice' WHERE seq = 3", [])
+    f.reg
+        .execute_unchecked("UPDATE audit SET actor = 'alice' WHERE seq = 3")
         .unwrap();
     f.reg.verify_audit().unwrap();
 
-    conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    f.reg
+        .execute_unchecked("DELETE FROM audit WHERE seq = 2")
+        .unwrap();
     let err = f.reg.verify_audit().unwrap_err().to_string();
     assert!(
         err.contains("entry 3") && err.contains("deleted or reordered"),
@@ -270,46 +266,48 @@ fn editing_deleting_or_reordering_audit_rows_is_detected_and_named() {
     );
 }
 
-#[test]
-fn deleting_the_newest_audit_entry_is_detected() {
-    let mut f = fixture();
+fn deleting_the_newest_audit_entry_is_detected(b: Backend) {
+    let mut f = fixture(b);
     f.reg.create_bucket(&admin(), "base", "").unwrap();
     let _ = active(&mut f.reg, "base", &[]);
     let n = f.reg.verify_audit().unwrap() as i64;
     f.reg
-        .connection()
-        .execute("DELETE FROM audit WHERE seq = ?1", [n])
+        .execute_unchecked(&format!("DELETE FROM audit WHERE seq = {n}"))
         .unwrap();
     let err = f.reg.verify_audit().unwrap_err().to_string();
     assert!(err.contains("entries at the end were deleted"), "{err}");
 }
 
-#[test]
-fn migrations_are_versioned_and_reopen_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("r.db");
+fn migrations_are_versioned_and_reopen_cleanly(b: Backend) {
+    let db = b.fresh();
     {
-        let mut r = Registry::open(&p).unwrap();
+        let mut r = db.open();
         r.create_bucket(&admin(), "base", "").unwrap();
     }
-    let mut r = Registry::open(&p).unwrap();
-    // Every migration ran, once: the approvals table exists and the version is the newest.
-    let tables: i64 = r
-        .connection()
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'approvals'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(tables, 1);
-    assert_eq!(
-        kiln_registry::db::schema_version(r.connection()).unwrap(),
-        5
-    );
+    // Reopening runs no migration twice; two processes opening an empty database at once
+    // migrate it once.
+    let both: Vec<Registry> = std::thread::scope(|s| {
+        let a = s.spawn(|| db.open());
+        let b = s.spawn(|| db.open());
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    drop(both);
+    let mut r = db.open();
+    assert_eq!(r.schema_version().unwrap(), db::SCHEMA_VERSION);
     assert_eq!(r.buckets().unwrap(), ["base"]);
+    r.execute_unchecked("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'x')")
+        .unwrap();
+    drop(r);
+    let err = Registry::open_at(&db.at).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+}
 
-    // A registry written at schema 2 (before retention) upgrades in place, its versions intact.
+#[test]
+fn a_sqlite_registry_written_at_schema_2_upgrades_in_place() {
+    let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.db");
     {
         let c = rusqlite::Connection::open(&old).unwrap();
@@ -326,21 +324,20 @@ fn migrations_are_versioned_and_reopen_cleanly() {
         .unwrap();
     }
     let mut upgraded = Registry::open(&old).unwrap();
-    assert_eq!(
-        kiln_registry::db::schema_version(upgraded.connection()).unwrap(),
-        5
-    );
+    assert_eq!(upgraded.schema_version().unwrap(), db::SCHEMA_VERSION);
     assert_eq!(upgraded.version("01OLD").unwrap().status, Status::Active);
-    r.connection()
-        .execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'x')",
-            [],
-        )
+    upgraded
+        .approve(&Actor::new("sam", Role::Security), "01OLD")
         .unwrap();
-    drop(r);
-    let err = Registry::open(&p).unwrap_err();
-    assert!(
-        matches!(err, RegistryError::SchemaTooNew { found: 99, .. }),
-        "{err}"
-    );
+    assert_eq!(upgraded.approval_roles("01OLD").unwrap(), ["security"]);
 }
+
+both_backends!(
+    promotion_rules_channels_and_latest,
+    revocation_reaches_descendants_rolls_channels_back_and_restore_undoes_it,
+    scheduled_revocations_take_effect_on_time,
+    out_of_date_children_are_found,
+    editing_deleting_or_reordering_audit_rows_is_detected_and_named,
+    deleting_the_newest_audit_entry_is_detected,
+    migrations_are_versioned_and_reopen_cleanly
+);

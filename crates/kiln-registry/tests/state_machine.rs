@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_registry::*;
+
+mod support;
 use proptest::prelude::*;
 use serde_json::json;
+use support::Backend;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -128,71 +131,125 @@ fn check_invariants(r: &mut Registry) -> std::result::Result<(), TestCaseError> 
     Ok(())
 }
 
+fn invariants_hold_for_any_sequence(
+    b: Backend,
+    ops: Vec<Op>,
+) -> std::result::Result<(), TestCaseError> {
+    let db = b.fresh();
+    let clock = Arc::new(AtomicU64::new(1_795_000_000_000));
+    let c = clock.clone();
+    let mut r = db.open_with_clock(Arc::new(move || c.fetch_add(1, Ordering::SeqCst)));
+    let admin = Actor::new("root", Role::Admin);
+    for b in BUCKETS {
+        r.create_bucket(&admin, b, "").unwrap();
+    }
+    let actors = actors();
+    let mut versions: Vec<(usize, String)> = Vec::new();
+    let mut last_revoke: Option<(String, RevState)> = None;
+    for op in ops {
+        let pick = |i: usize| (!versions.is_empty()).then(|| versions[i % versions.len()].clone());
+        let mut this_revoke = None;
+        match op {
+            Op::Build {
+                bucket,
+                parent,
+                fail,
+            } => {
+                let parents: Vec<String> = if bucket == 0 {
+                    vec![]
+                } else {
+                    let cands: Vec<&String> = versions
+                        .iter()
+                        .filter(|(b, _)| *b == bucket - 1)
+                        .map(|(_, v)| v)
+                        .collect();
+                    if cands.is_empty() {
+                        continue;
+                    }
+                    vec![cands[parent % cands.len()].clone()]
+                };
+                // Building on a failed or revoked parent is refused; that is part of the model.
+                let Ok(v) = r.start_version(&actors[2], BUCKETS[bucket], "fp", &parents, json!({}))
+                else {
+                    continue;
+                };
+                if fail {
+                    r.fail(&actors[2], &v, "tests failed").unwrap();
+                } else {
+                    r.complete(&actors[2], &v).unwrap();
+                }
+                versions.push((bucket, v));
+            }
+            Op::Promote {
+                version,
+                channel,
+                actor,
+            } => {
+                if let Some((b, v)) = pick(version) {
+                    let _ = r.promote(&actors[actor], BUCKETS[b], &v, CHANNELS[channel], "prop");
+                }
+            }
+            Op::Rollback {
+                bucket,
+                channel,
+                actor,
+            } => {
+                let _ = r.rollback(&actors[actor], BUCKETS[bucket], CHANNELS[channel], "prop");
+            }
+            Op::Revoke {
+                version,
+                skip,
+                delay,
+                actor,
+            } => {
+                if let Some((_, v)) = pick(version) {
+                    let before = rev_state(&mut r);
+                    let at = delay.map(|d| {
+                        kiln_registry::clock::format_millis(clock.load(Ordering::SeqCst) + d)
+                    });
+                    if r.revoke(&actors[actor], &v, "prop", at.as_deref(), skip)
+                        .is_ok()
+                        && at.is_none()
+                    {
+                        this_revoke = Some((v, before));
+                    }
+                }
+            }
+            Op::Restore { version } => {
+                if let Some((_, v)) = pick(version) {
+                    let ok = r.restore(&actors[1], &v).is_ok();
+                    if let (true, Some((rv, before))) = (ok, &last_revoke)
+                        && *rv == v
+                    {
+                        prop_assert_eq!(
+                            &rev_state(&mut r),
+                            before,
+                            "restore after revoke of {} is not exact",
+                            v
+                        );
+                    }
+                }
+            }
+            Op::Tick { ms } => {
+                clock.fetch_add(ms, Ordering::SeqCst);
+                r.tick().unwrap();
+            }
+        }
+        last_revoke = this_revoke;
+        check_invariants(&mut r)?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
-    fn invariants_hold_for_any_sequence(ops in proptest::collection::vec(op(), 1..40)) {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(AtomicU64::new(1_795_000_000_000));
-        let c = clock.clone();
-        let mut r = Registry::open_with_clock(&dir.path().join("r.db"), Arc::new(move || c.fetch_add(1, Ordering::SeqCst))).unwrap();
-        let admin = Actor::new("root", Role::Admin);
-        for b in BUCKETS {
-            r.create_bucket(&admin, b, "").unwrap();
-        }
-        let actors = actors();
-        let mut versions: Vec<(usize, String)> = Vec::new();
-        let mut last_revoke: Option<(String, RevState)> = None;
-        for op in ops {
-            let pick = |i: usize| (!versions.is_empty()).then(|| versions[i % versions.len()].clone());
-            let mut this_revoke = None;
-            match op {
-                Op::Build { bucket, parent, fail } => {
-                    let parents: Vec<String> = if bucket == 0 {
-                        vec![]
-                    } else {
-                        let cands: Vec<&String> = versions.iter().filter(|(b, _)| *b == bucket - 1).map(|(_, v)| v).collect();
-                        if cands.is_empty() { continue; }
-                        vec![cands[parent % cands.len()].clone()]
-                    };
-                    // Building on a failed or revoked parent is refused; that is part of the model.
-                    let Ok(v) = r.start_version(&actors[2], BUCKETS[bucket], "fp", &parents, json!({})) else { continue };
-                    if fail { r.fail(&actors[2], &v, "tests failed").unwrap(); } else { r.complete(&actors[2], &v).unwrap(); }
-                    versions.push((bucket, v));
-                }
-                Op::Promote { version, channel, actor } => {
-                    if let Some((b, v)) = pick(version) {
-                        let _ = r.promote(&actors[actor], BUCKETS[b], &v, CHANNELS[channel], "prop");
-                    }
-                }
-                Op::Rollback { bucket, channel, actor } => {
-                    let _ = r.rollback(&actors[actor], BUCKETS[bucket], CHANNELS[channel], "prop");
-                }
-                Op::Revoke { version, skip, delay, actor } => {
-                    if let Some((_, v)) = pick(version) {
-                        let before = rev_state(&mut r);
-                        let at = delay.map(|d| kiln_registry::clock::format_millis(clock.load(Ordering::SeqCst) + d));
-                        if r.revoke(&actors[actor], &v, "prop", at.as_deref(), skip).is_ok() && at.is_none() {
-                            this_revoke = Some((v, before));
-                        }
-                    }
-                }
-                Op::Restore { version } => {
-                    if let Some((_, v)) = pick(version) {
-                        let ok = r.restore(&actors[1], &v).is_ok();
-                        if let (true, Some((rv, before))) = (ok, &last_revoke)
-                            && *rv == v {
-                                prop_assert_eq!(&rev_state(&mut r), before, "restore after revoke of {} is not exact", v);
-                            }
-                    }
-                }
-                Op::Tick { ms } => {
-                    clock.fetch_add(ms, Ordering::SeqCst);
-                    r.tick().unwrap();
-                }
-            }
-            last_revoke = this_revoke;
-            check_invariants(&mut r)?;
-        }
+    fn invariants_hold_for_any_sequence_sqlite(ops in proptest::collection::vec(op(), 1..40)) {
+        invariants_hold_for_any_sequence(Backend::Sqlite, ops)?;
+    }
+
+    #[test]
+    fn invariants_hold_for_any_sequence_postgres(ops in proptest::collection::vec(op(), 1..40)) {
+        invariants_hold_for_any_sequence(Backend::Postgres, ops)?;
     }
 }

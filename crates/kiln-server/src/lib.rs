@@ -14,9 +14,9 @@ pub mod runtask;
 pub mod terraform;
 pub mod ui;
 
+use kiln_registry::Location;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -63,9 +63,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(registry: &Path, config: Config) -> Result<Arc<AppState>, RegistryError> {
+    pub fn new(
+        registry: impl Into<Location>,
+        config: Config,
+    ) -> Result<Arc<AppState>, RegistryError> {
         Ok(Arc::new(AppState {
-            pool: pool::Pool::open(registry)?,
+            pool: pool::Pool::open(registry.into())?,
             config,
             metrics: metrics::Metrics::default(),
         }))

@@ -107,29 +107,17 @@ impl Metrics {
                 escape(bucket)
             );
         }
-        let conn = r.connection();
-        let q = |sql: &str| -> Vec<(String, i64)> {
-            conn.prepare(sql)
-                .and_then(|mut st| {
-                    st.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .unwrap_or_default()
-        };
+        let stats = r.stats().unwrap_or_default();
         out.push_str("# HELP kiln_builds_total Versions started, by bucket.\n# TYPE kiln_builds_total counter\n");
-        for (bucket, n) in q("SELECT bucket, count(*) FROM versions GROUP BY bucket") {
+        for (bucket, n) in &stats.builds {
             let _ = writeln!(
                 out,
                 "kiln_builds_total{{bucket=\"{}\"}} {n}",
-                escape(&bucket)
+                escape(bucket)
             );
         }
         out.push_str("# HELP kiln_revocations_total Revocations recorded (direct and inherited).\n# TYPE kiln_revocations_total counter\n");
-        for (_, n) in q(
-            "SELECT 'all', count(*) FROM audit WHERE action IN ('version.revoke', 'version.revoke.inherited', 'version.revoke.schedule')",
-        ) {
-            let _ = writeln!(out, "kiln_revocations_total {n}");
-        }
+        let _ = writeln!(out, "kiln_revocations_total {}", stats.revocations);
         out
     }
 }

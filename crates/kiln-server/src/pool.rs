@@ -1,39 +1,39 @@
-//! Registry connections for request handlers. A rusqlite connection serves one thread at a
-//! time, so each request borrows one from a small stack and gives it back; in WAL mode any
-//! number of them read concurrently while one writes.
+//! Registry connections for request handlers. A connection serves one thread at a time, so
+//! each request borrows one from a small stack and gives it back; SQLite in WAL mode and
+//! PostgreSQL both let any number of them read while one writes. A PostgreSQL connection that
+//! broke (the server restarted) is dropped on return, and the next request opens a fresh one.
 
 use std::ops::{Deref, DerefMut};
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use kiln_registry::{Registry, RegistryError};
+use kiln_registry::{Location, Registry, RegistryError};
 
 #[derive(Debug)]
 pub struct Pool {
-    path: PathBuf,
+    at: Location,
     idle: Mutex<Vec<Registry>>,
 }
 
 impl Pool {
     /// Opens (and migrates) the registry once up front, so a bad path fails at start-up rather
     /// than on the first request.
-    pub fn open(path: &Path) -> Result<Pool, RegistryError> {
-        let first = Registry::open(path)?;
+    pub fn open(at: Location) -> Result<Pool, RegistryError> {
+        let first = Registry::open_at(&at)?;
         Ok(Pool {
-            path: path.to_path_buf(),
+            at,
             idle: Mutex::new(vec![first]),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn location(&self) -> &Location {
+        &self.at
     }
 
     pub fn get(&self) -> Result<Conn<'_>, RegistryError> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let reg = match idle {
             Some(r) => r,
-            None => Registry::open(&self.path)?,
+            None => Registry::open_at(&self.at)?,
         };
         Ok(Conn {
             pool: self,
@@ -67,7 +67,7 @@ impl Drop for Conn<'_> {
         if let Some(r) = self.reg.take() {
             let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
             // Enough for every worker thread plus blocking mutations; more would only hold files.
-            if idle.len() < 16 {
+            if idle.len() < 16 && !r.is_broken() {
                 idle.push(r);
             }
         }

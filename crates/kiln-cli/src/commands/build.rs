@@ -34,7 +34,7 @@ pub fn run(factory: Option<&Path>, args: &BuildArgs, quiet: bool) -> anyhow::Res
     };
     // Webhooks are delivered from a thread of their own while the build runs.
     let notifier = kiln_publish::notify::Background::start(
-        registry::path(factory)?,
+        registry::location(factory)?,
         f.settings.name.as_str().to_string(),
         f.settings.webhooks.clone(),
         crate::commands::notify::AFTER_CHANGE,

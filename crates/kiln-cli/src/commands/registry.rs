@@ -5,28 +5,26 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use kiln_registry::{Actor, Registry, Role, Version};
+use kiln_registry::{Actor, Location, Registry, Role, Version};
 use kiln_spec::RegistryUrl;
 
 use super::publish::channel_map;
 use crate::cli::{AuditCommand, ChannelCommand, Command, ValidateFormat, Who};
 use crate::factory_dir;
 
-/// The SQLite file of the factory's registry.
-pub fn path(factory: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+/// Where the factory's registry lives: a SQLite file (relative to the factory) or PostgreSQL.
+pub fn location(factory: Option<&Path>) -> anyhow::Result<Location> {
     let (dir, f) = factory_dir::open(factory)?;
-    match &f.settings.registry {
-        RegistryUrl::Sqlite(p) if p.is_absolute() => Ok(p.clone()),
-        RegistryUrl::Sqlite(p) => Ok(dir.join(p)),
-        RegistryUrl::Postgres(_) => {
-            bail!("postgres:// registries are not supported yet; use sqlite://")
-        }
-    }
+    Ok(match &f.settings.registry {
+        RegistryUrl::Sqlite(p) if p.is_absolute() => Location::Sqlite(p.clone()),
+        RegistryUrl::Sqlite(p) => Location::Sqlite(dir.join(p)),
+        RegistryUrl::Postgres(url) => Location::Postgres(url.clone()),
+    })
 }
 
 pub fn open(factory: Option<&Path>) -> anyhow::Result<Registry> {
-    let path = path(factory)?;
-    Registry::open(&path).with_context(|| format!("opening the registry at {}", path.display()))
+    let at = location(factory)?;
+    Registry::open_at(&at).with_context(|| format!("opening the registry at {at}"))
 }
 
 pub fn actor(who: &Who) -> anyhow::Result<Actor> {
@@ -335,7 +333,7 @@ pub fn run(factory: Option<&Path>, cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let r = open(factory)?;
+            let mut r = open(factory)?;
             match r.verify_audit() {
                 Ok(n) => println!("audit log intact: {n} entries"),
                 Err(e) => {

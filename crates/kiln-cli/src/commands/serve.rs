@@ -21,15 +21,15 @@ fn untracked(m: UntrackedMode) -> Untracked {
 
 pub fn run(factory: Option<&Path>, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let (_, f) = factory_dir::open(factory)?;
-    let path = registry::path(factory)?;
+    let at = registry::location(factory)?;
     let config = Config {
         anonymous_read: args.anonymous_read,
         runtask_hmac_key: args.runtask_hmac_key.clone().filter(|k| !k.is_empty()),
         untracked: untracked(args.untracked.untracked),
         policies: Arc::new(f.policies.clone()),
     };
-    let state = AppState::new(&path, config)
-        .with_context(|| format!("opening the registry at {}", path.display()))?;
+    let state =
+        AppState::new(&at, config).with_context(|| format!("opening the registry at {at}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,10 +40,7 @@ pub fn run(factory: Option<&Path>, args: &ServeArgs) -> anyhow::Result<ExitCode>
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         // The one line scripts wait for; everything else goes through tracing.
-        println!(
-            "kiln serve: listening on http://{addr} (registry {})",
-            path.display()
-        );
+        println!("kiln serve: listening on http://{addr} (registry {at})");
         if args.anonymous_read {
             println!("kiln serve: reads are open to anonymous callers");
         }
