@@ -557,13 +557,11 @@ impl<'a> Builder<'a> {
         manifest: &Manifest,
         disk: &CacheEntry,
     ) -> Result<PathBuf> {
-        let StoreUrl::File { path } = &self.factory.settings.store else {
-            return Err(image_err(name, "only file:// stores are supported so far"));
-        };
-        let store = if path.is_absolute() {
-            path.clone()
-        } else {
-            self.factory.root.join(path)
+        // With a shared S3 store the build stages here first; the pipeline uploads from it.
+        let store = match &self.factory.settings.store {
+            StoreUrl::File { path } if path.is_absolute() => path.clone(),
+            StoreUrl::File { path } => self.factory.root.join(path),
+            StoreUrl::S3 { .. } => self.factory.root.join(S3_STAGING),
         };
         let image_dir = store.join(name);
         let dir = image_dir.join(&fp[..16]);
@@ -614,6 +612,9 @@ impl<'a> Builder<'a> {
         result.map(|()| dir)
     }
 }
+
+/// Where builds for an `s3://` store stage their artifacts locally, relative to the factory.
+pub const S3_STAGING: &str = ".kiln/staging";
 
 fn export_key(disk_key: &str, format: Format) -> String {
     KeyHasher::new(EXPORT_RECIPE)

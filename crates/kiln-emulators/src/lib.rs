@@ -268,6 +268,9 @@ impl Recorder {
 pub struct Throttle {
     pub url: String,
     forwarded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Set by [`Throttle::cut`]: the endpoint is gone.
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 }
 
 impl Throttle {
@@ -279,8 +282,18 @@ impl Throttle {
         let port = listener.local_addr().expect("its address").port();
         let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let count = forwarded.clone();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_cut, sockets) = (cut.clone(), open.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                if is_cut.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                if let Ok(c) = client.try_clone() {
+                    sockets.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+                }
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
                     continue;
                 };
@@ -316,6 +329,22 @@ impl Throttle {
         Throttle {
             url: format!("http://127.0.0.1:{port}"),
             forwarded,
+            cut,
+            open,
+        }
+    }
+
+    /// The endpoint dies: every open connection is reset and new ones are closed at once. The
+    /// service behind keeps its state, as a store behind a failed load balancer would.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
 

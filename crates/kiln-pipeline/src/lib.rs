@@ -9,6 +9,7 @@
 pub mod policy;
 pub mod retention;
 pub mod scan_stage;
+pub mod store_stage;
 mod test_stage;
 pub mod upstream;
 
@@ -91,6 +92,8 @@ pub enum PipelineError {
     Registry(#[from] kiln_registry::RegistryError),
     #[error("{0}")]
     Selection(String),
+    #[error("artifact store: {0}")]
+    Store(String),
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> Option<String> {
@@ -219,6 +222,8 @@ pub fn run(
         },
         progress,
     )?;
+    // A shared store that cannot be reached fails the run before anything is built.
+    let shared_store = store_stage::open(f).map_err(PipelineError::Store)?;
     let commit = git_commit(&f.root);
     let branch = git_branch(&f.root);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -334,6 +339,12 @@ pub fn run(
                 };
                 reg.add_artifact(&opts.actor, &version, &art)
                     .map_err(|e| e.to_string())?;
+            }
+            if let Some(store) = &shared_store {
+                for art in store_stage::upload(store, &name, &out, progress)? {
+                    reg.add_artifact(&opts.actor, &version, &art)
+                        .map_err(|e| e.to_string())?;
+                }
             }
             reg.attach_report(
                 &opts.actor,
