@@ -106,6 +106,16 @@ impl Db {
         }
     }
 
+    /// A transaction for the build queue: on PostgreSQL it does not take the registry's write
+    /// lock, so workers claim jobs side by side (`FOR UPDATE SKIP LOCKED`, see
+    /// [`Tx::skip_locked`]); SQLite has one writer anyway.
+    pub(crate) fn claim<T>(&mut self, f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
+        match self {
+            Db::Lite(c) => sqlite::write(c, f),
+            Db::Pg(c) => c.claim(f),
+        }
+    }
+
     /// One read-only transaction on a consistent snapshot.
     pub(crate) fn read<T>(&mut self, f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
         match self {
@@ -134,6 +144,15 @@ impl fmt::Debug for Tx<'_> {
 }
 
 impl<'a> Tx<'a> {
+    /// ` FOR UPDATE SKIP LOCKED` on PostgreSQL (rows another transaction holds are passed
+    /// over, not waited for); nothing on SQLite, whose write transaction is already exclusive.
+    pub fn skip_locked(&self) -> &'static str {
+        match self.0 {
+            TxInner::Lite(_) => "",
+            TxInner::Pg(_) => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// Runs a statement; returns the number of rows it changed.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
         let values = params.values();

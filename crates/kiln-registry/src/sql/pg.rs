@@ -106,6 +106,18 @@ impl PgConn {
         Err(RegistryError::Busy(ATTEMPTS))
     }
 
+    /// A READ COMMITTED transaction without the write lock (the build queue's claims).
+    pub(super) fn claim<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
+        let (client, cache) = self.parts();
+        blocking(|| {
+            let tx = client.transaction()?;
+            let tx = Tx(TxInner::Pg(RefCell::new(PgTx { tx, cache })));
+            let v = f(&tx)?;
+            commit(tx)?;
+            Ok(v)
+        })
+    }
+
     pub(super) fn read<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
         let (client, cache) = self.parts();
         blocking(|| {
