@@ -169,6 +169,17 @@ pub enum Command {
     /// Serve the registry over HTTP: the /v1 API, Terraform state per channel, the run task,
     /// /metrics and the web UI.
     Serve(ServeArgs),
+    /// Lease queued build jobs (`kiln build --queue`) from the registry and build them, one at a
+    /// time, until stopped.
+    Worker(WorkerArgs),
+    /// The build queue's jobs: image, status, worker, attempts, version.
+    Jobs {
+        /// Only this batch (as printed by `kiln build --queue`).
+        #[arg(long)]
+        batch: Option<String>,
+        #[command(flatten)]
+        out: RegistryOut,
+    },
     /// API tokens for `kiln serve` (the secret is shown once, only its hash is kept).
     Token {
         #[command(subcommand)]
@@ -405,12 +416,42 @@ pub struct BuildArgs {
     /// them).
     #[arg(long)]
     pub no_publish: bool,
+    /// Build nothing here: enqueue the plan's images in the registry, each waiting for its
+    /// parent's job, for `kiln worker` processes to lease.
+    #[arg(long)]
+    pub queue: bool,
     #[command(flatten)]
     pub cache: CacheDir,
     #[command(flatten)]
     pub who: Who,
     #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
     pub format: ValidateFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// This worker's name in the queue (default: HOST-PID).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long a lease lasts without a heartbeat; a worker that dies loses its job after this.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub lease: u64,
+    /// Exit once no job is queued or leased (default: keep polling).
+    #[arg(long)]
+    pub exit_when_idle: bool,
+    /// Run this shell command for each job instead of the built-in build, with KILN_JOB_IMAGE,
+    /// KILN_JOB_ID, KILN_JOB_BATCH and KILN_WORKER set: a wrapper that builds in a container
+    /// or on another host. Exit 0 marks the job done; its last output line, if any, is recorded
+    /// as the version.
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: Option<String>,
+    /// Skip the test stage of the built-in build.
+    #[arg(long)]
+    pub no_test: bool,
+    #[command(flatten)]
+    pub cache: CacheDir,
+    #[command(flatten)]
+    pub who: Who,
 }
 
 #[derive(Debug, Args)]

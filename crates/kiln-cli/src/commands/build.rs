@@ -11,6 +11,9 @@ use crate::progress::Terminal;
 
 /// `quiet` (`-q`) silences stage progress; errors and the final summary still print.
 pub fn run(factory: Option<&Path>, args: &BuildArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    if args.queue {
+        return super::queue::enqueue(factory, args);
+    }
     let (_, f) = factory_dir::open(factory)?;
     if !is_root() {
         bail!(
@@ -159,7 +162,7 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(120).collect()
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -15,12 +15,14 @@ mod outdated;
 mod plan;
 mod publish;
 mod publish_stage;
+mod queue;
 mod reap;
 pub(crate) mod registry;
 mod scan;
 mod serve;
 mod test;
 mod validate;
+mod worker;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let factory = cli.global.factory.as_deref();
@@ -41,6 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(factory, &args),
         Command::Vulndb { command } => scan::vulndb(factory, command),
         Command::Serve(args) => serve::run(factory, &args),
+        Command::Worker(args) => worker::run(factory, &args),
+        Command::Jobs { batch, out } => queue::jobs(factory, batch.as_deref(), out.format),
         Command::Token { command } => serve::token(factory, command),
         Command::CheckPlan(args) => serve::check_plan(factory, &args),
         Command::Publish(args) => publish::run(factory, &args),
