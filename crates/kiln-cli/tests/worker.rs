@@ -13,29 +13,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{init_factory, kiln_in, ok};
+use common::{kiln_in, ok, parent_in_ten, ten_image_factory};
 use kiln_emulators::postgres::Postgres;
 use kiln_registry::{Location, Registry};
-
-/// (image, parent) of the images added to the example's two.
-const MORE: [(&str, &str); 8] = [
-    ("svc-a", "base-debian12"),
-    ("svc-b", "base-debian12"),
-    ("a1", "app-web"),
-    ("a2", "app-web"),
-    ("b1", "svc-a"),
-    ("b2", "svc-a"),
-    ("c1", "svc-b"),
-    ("c2", "svc-b"),
-];
-
-fn parent_of(image: &str) -> Option<&'static str> {
-    match image {
-        "base-debian12" => None,
-        "app-web" => Some("base-debian12"),
-        _ => MORE.iter().find(|(i, _)| *i == image).map(|(_, p)| *p),
-    }
-}
 
 fn worker(f: &Path, name: &str, stub: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
@@ -75,23 +55,8 @@ fn events(log: &Path) -> Vec<(String, String, String, u128)> {
 #[test]
 fn three_workers_build_a_ten_image_factory_in_order_and_survive_a_killed_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let f = init_factory(dir.path());
     let url = Postgres::shared().fresh_database();
-    let hcl = std::fs::read_to_string(f.join("kiln.hcl"))
-        .unwrap()
-        .replace(
-            "registry { url = \"sqlite://.kiln/registry.db\" }",
-            &format!("registry {{ url = \"{url}\" }}"),
-        );
-    std::fs::write(f.join("kiln.hcl"), hcl).unwrap();
-    for (image, parent) in MORE {
-        std::fs::create_dir_all(f.join("images").join(image)).unwrap();
-        std::fs::write(
-            f.join("images").join(image).join("image.kiln.hcl"),
-            format!("image \"{image}\" {{\n  from    = image.{parent}\n  channel = \"dev\"\n}}\n"),
-        )
-        .unwrap();
-    }
+    let f = ten_image_factory(dir.path(), Some(&url));
 
     let queued = ok(&kiln_in(&f, &["build", "--all", "--queue"]));
     assert!(queued.starts_with("queued batch "), "{queued}");
@@ -165,7 +130,7 @@ fn three_workers_build_a_ten_image_factory_in_order_and_survive_a_killed_worker(
             "w1 was killed before finishing anything: {ev:?}"
         );
         let start = starts[image].iter().find(|(w, _)| w == finisher).unwrap().1;
-        if let Some(parent) = parent_of(image) {
+        if let Some(parent) = parent_in_ten(image) {
             let parent_done = done[parent][0].1;
             assert!(
                 start >= parent_done,

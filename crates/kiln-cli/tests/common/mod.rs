@@ -23,6 +23,54 @@ pub fn init_factory(dir: &Path) -> PathBuf {
     dir.join("f")
 }
 
+/// (image, parent) of the images [`ten_image_factory`] adds to the example's two.
+pub const MORE_IMAGES: [(&str, &str); 8] = [
+    ("svc-a", "base-debian12"),
+    ("svc-b", "base-debian12"),
+    ("a1", "app-web"),
+    ("a2", "app-web"),
+    ("b1", "svc-a"),
+    ("b2", "svc-a"),
+    ("c1", "svc-b"),
+    ("c2", "svc-b"),
+];
+
+/// The example factory grown to ten images in three levels (base; app-web, svc-a, svc-b; six
+/// grandchildren), with its registry at `registry_url` when given.
+pub fn ten_image_factory(dir: &Path, registry_url: Option<&str>) -> PathBuf {
+    let f = init_factory(dir);
+    if let Some(url) = registry_url {
+        let hcl = std::fs::read_to_string(f.join("kiln.hcl"))
+            .unwrap()
+            .replace(
+                "registry { url = \"sqlite://.kiln/registry.db\" }",
+                &format!("registry {{ url = \"{url}\" }}"),
+            );
+        std::fs::write(f.join("kiln.hcl"), hcl).unwrap();
+    }
+    for (image, parent) in MORE_IMAGES {
+        std::fs::create_dir_all(f.join("images").join(image)).unwrap();
+        std::fs::write(
+            f.join("images").join(image).join("image.kiln.hcl"),
+            format!("image \"{image}\" {{\n  from    = image.{parent}\n  channel = \"dev\"\n}}\n"),
+        )
+        .unwrap();
+    }
+    f
+}
+
+/// The parent of an image of [`ten_image_factory`].
+pub fn parent_in_ten(image: &str) -> Option<&'static str> {
+    match image {
+        "base-debian12" => None,
+        "app-web" => Some("base-debian12"),
+        _ => MORE_IMAGES
+            .iter()
+            .find(|(i, _)| *i == image)
+            .map(|(_, p)| *p),
+    }
+}
+
 /// `kiln --factory FACTORY ARGS…` as actor `tester` (no role from the environment).
 pub fn kiln_in(factory: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))

@@ -54,6 +54,12 @@ impl PgConn {
         let mut config = postgres::Config::from_str(url).map_err(|e| {
             RegistryError::Invalid(format!("invalid PostgreSQL url {}: {e}", redact(url)))
         })?;
+        // As libpq does: the password may come from the environment rather than kiln.hcl.
+        if config.get_password().is_none()
+            && let Ok(p) = std::env::var("PGPASSWORD")
+        {
+            config.password(p);
+        }
         if config.get_application_name().is_none() {
             config.application_name("kiln");
         }
