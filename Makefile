@@ -59,14 +59,17 @@ unit:
 
 ## Planner and registry benchmarks, the build benchmark against mkosi (installs mkosi from
 ## backports), the scanner against trivy and detect-secrets, the server under wrk (artifact
-## lookups), the EBS upload to moto (1 vs 16 blocks in flight, zero blocks skipped), then the
-## pipeline benchmark (cold demo, warm rebuilds, boot tests included).
+## lookups; on PostgreSQL with one server and two), the EBS upload to moto (1 vs 16 blocks in
+## flight, zero blocks skipped), the scheduling simulation (10,000 images on 100 workers, waves
+## vs the queue), then the pipeline benchmark (cold demo, warm rebuilds, boot tests included).
 bench:
 	$(CARGO) bench -p kiln-plan --bench plan
 	$(CARGO) bench -p kiln-registry --bench lookup
+	$(CARGO) bench -p kiln-registry --bench schedule
 	scripts/bench-build.sh
 	scripts/bench-scan.sh
 	scripts/bench-server.sh
+	scripts/bench-server-pg.sh
 	scripts/bench-publish.sh
 	scripts/bench-pipeline.sh
 

@@ -15,7 +15,7 @@ CREATE TABLE build_jobs (
   created_at  TEXT NOT NULL,
   finished_at TEXT
 );
-CREATE INDEX build_jobs_status ON build_jobs(status, batch);
+CREATE INDEX build_jobs_ready ON build_jobs(status, created_at, id);
 CREATE TABLE build_job_deps (
   job        TEXT NOT NULL REFERENCES build_jobs(id),
   depends_on TEXT NOT NULL REFERENCES build_jobs(id),
