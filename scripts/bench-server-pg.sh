@@ -5,6 +5,7 @@
 # capacity only where one server left a core idle; the figures say how much.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-server-lib.sh
 
 scripts/host-deps.sh base postgres server
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/kiln/target}"
@@ -38,33 +39,18 @@ f="$work/f"
 sed -i "s#registry { url = \"sqlite://.kiln/registry.db\" }#registry { url = \"postgres://postgres@127.0.0.1:$pgport/kiln\" }#" "$f/kiln.hcl"
 admin=$("$kiln" --factory "$f" token create bench-admin --role admin 2>/dev/null)
 
-serve() {
+serve() { # sets $served to the new server's url (no subshell: its pid must reach cleanup)
   local port; port=$(free_port)
   "$kiln" --factory "$f" serve --listen "127.0.0.1:$port" >"$work/serve-$port.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/v1/openapi.json" && break; sleep 0.1; done
-  echo "http://127.0.0.1:$port"
+  served="http://127.0.0.1:$port"
 }
-one=$(serve)
-api() { curl -fsS -X "$1" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' "$one$2" ${3:+-d "$3"}; }
-for i in $(seq 50); do
-  id=$(api POST /v1/buckets/base/versions "{\"fingerprint\":\"fp$i\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  for region in us-east-1 us-west-2 eu-west-1 ap-south-1; do
-    api POST "/v1/versions/$id/artifacts" "{\"platform\":\"aws\",\"region\":\"$region\",\"external_id\":\"ami-$i$region\",\"format\":\"\",\"size\":0,\"sha256\":\"\"}" >/dev/null
-  done
-  api POST "/v1/versions/$id/complete" >/dev/null
-  api PUT /v1/buckets/base/channels/stable "{\"version\":\"$id\"}" >/dev/null
-done
-consumer=$(api POST /v1/tokens '{"name":"bench-reader","role":"consumer"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-path="/v1/buckets/base/channels/stable/artifact?platform=aws&region=eu-west-1"
-
-cat > "$work/report.lua" <<'LUA'
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %.1f %.3f %.3f %d\n", summary.requests,
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-LUA
+serve
+one=$served
+consumer=$(seed_history "$one" "$admin")
+path="$LOOKUP_PATH"
+write_report_lua "$work/report.lua"
 load() { # URL CONNECTIONS OUT
   wrk -t1 -c"$2" -d"${duration}s" --latency -s "$work/report.lua" -H "Authorization: Bearer $consumer" "$1$path" | grep '^RESULT' >"$3"
 }
@@ -72,7 +58,8 @@ echo "bench-server-pg: warming up..." >&2
 wrk -t1 -c"$connections" -d3s -H "Authorization: Bearer $consumer" "$one$path" >/dev/null
 echo "bench-server-pg: ${duration}s on one server..." >&2
 load "$one" "$connections" "$work/one"
-two=$(serve)
+serve
+two=$served
 wrk -t1 -c"$connections" -d3s -H "Authorization: Bearer $consumer" "$two$path" >/dev/null
 echo "bench-server-pg: ${duration}s on two servers..." >&2
 load "$one" $((connections / 2)) "$work/a" &

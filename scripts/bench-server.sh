@@ -4,6 +4,7 @@
 # registry, driven by wrk on the same 2-core machine. Goal: ≥ 20,000 req/s with p99 ≤ 5 ms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-server-lib.sh
 
 scripts/host-deps.sh base server
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/kiln/target}"
@@ -25,29 +26,10 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 server=$!
 for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/v1/openapi.json" && break; sleep 0.1; done
 url="http://127.0.0.1:$port"
-api() { curl -fsS -X "$1" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' "$url$2" ${3:+-d "$3"}; }
-
-# A registry with some history: 50 versions of one bucket, each with artifacts in 4 regions, each
-# assigned in turn to `stable` (a channel without a policy in the example factory).
-for i in $(seq 50); do
-  id=$(api POST /v1/buckets/base/versions "{\"fingerprint\":\"fp$i\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  for region in us-east-1 us-west-2 eu-west-1 ap-south-1; do
-    api POST "/v1/versions/$id/artifacts" "{\"platform\":\"aws\",\"region\":\"$region\",\"external_id\":\"ami-$i$region\",\"format\":\"\",\"size\":0,\"sha256\":\"\"}" >/dev/null
-  done
-  api POST "/v1/versions/$id/complete" >/dev/null
-  api PUT /v1/buckets/base/channels/stable "{\"version\":\"$id\"}" >/dev/null
-done
-consumer=$(api POST /v1/tokens '{"name":"bench-reader","role":"consumer"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-lookup="$url/v1/buckets/base/channels/stable/artifact?platform=aws&region=eu-west-1"
+consumer=$(seed_history "$url" "$admin")
+lookup="$url$LOOKUP_PATH"
 curl -fsS -H "Authorization: Bearer $consumer" "$lookup" >/dev/null
-
-cat > "$work/report.lua" <<'LUA'
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %.1f %.3f %.3f %d\n", summary.requests,
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-LUA
+write_report_lua "$work/report.lua"
 echo "bench-server: warming up..." >&2
 wrk -t1 -c"$connections" -d3s -H "Authorization: Bearer $consumer" "$lookup" >/dev/null
 echo "bench-server: ${duration}s of artifact lookups, $connections connections..." >&2

@@ -291,12 +291,13 @@ impl Throttle {
                     let _ = client.shutdown(std::net::Shutdown::Both);
                     continue;
                 }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                    // Dropping the only handle closes it: the client sees the service gone.
+                    continue;
+                };
                 if let Ok(c) = client.try_clone() {
                     sockets.lock().unwrap_or_else(|e| e.into_inner()).push(c);
                 }
-                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
-                    continue;
-                };
                 let (mut c_in, mut s_out) = (
                     client.try_clone().expect("a socket"),
                     server.try_clone().expect("a socket"),

@@ -341,7 +341,10 @@ pub fn run(
                     .map_err(|e| e.to_string())?;
             }
             if let Some(store) = &shared_store {
-                for art in store_stage::upload(store, &name, &out, progress)? {
+                let manifest = serde_json::to_vec_pretty(&out.manifest).unwrap_or_default();
+                let local = store_stage::LocalArtifact::of(&out);
+                let fp = &out.manifest.fingerprint;
+                for art in store_stage::upload(store, &name, fp, &local, manifest, progress)? {
                     reg.add_artifact(&opts.actor, &version, &art)
                         .map_err(|e| e.to_string())?;
                 }

@@ -29,11 +29,40 @@ pub fn open(f: &Factory) -> Result<Option<S3Store>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Uploads the build's artifacts and manifest; the artifacts to record for them.
+/// A finished artifact on local disk, to be stored.
+#[derive(Debug, Clone)]
+pub struct LocalArtifact {
+    pub path: std::path::PathBuf,
+    pub format: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl LocalArtifact {
+    /// The artifacts of a build, from its manifest.
+    pub fn of(out: &BuildOutput) -> Vec<LocalArtifact> {
+        out.manifest
+            .artifacts
+            .iter()
+            .map(|a| LocalArtifact {
+                path: out.dir.join(&a.file),
+                format: a.format.as_str().into(),
+                size: a.size,
+                sha256: a.sha256.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Uploads a build's artifacts, then its manifest (as `IMAGE/FINGERPRINT[..16]/manifest.json`);
+/// the artifacts to record for them. A file already stored is not sent again; an upload cut
+/// off earlier resumes.
 pub fn upload(
     store: &S3Store,
     name: &str,
-    out: &BuildOutput,
+    fingerprint: &str,
+    artifacts: &[LocalArtifact],
+    manifest: Vec<u8>,
     progress: &dyn Progress,
 ) -> Result<Vec<Artifact>, String> {
     progress.event(
@@ -43,17 +72,16 @@ pub fn upload(
     );
     let started = std::time::Instant::now();
     let mut recorded = Vec::new();
-    for a in &out.manifest.artifacts {
-        let path = out.dir.join(&a.file);
+    for a in artifacts {
         let up = store
-            .put_file(&path, &a.sha256, &|_, _| {})
+            .put_file(&a.path, &a.sha256, &|_, _| {})
             .map_err(|e| format!("store: {e}"))?;
         let how = if up.already_stored {
             "already stored".to_string()
         } else if up.reused_parts > 0 {
             format!("resumed: {} of {} parts kept", up.reused_parts, up.parts)
         } else {
-            format!("{} parts", up.parts)
+            format!("{} part{}", up.parts, if up.parts == 1 { "" } else { "s" })
         };
         progress.event(
             name,
@@ -64,13 +92,12 @@ pub fn upload(
             platform: "s3".into(),
             region: String::new(),
             external_id: up.url,
-            format: a.format.as_str().into(),
+            format: a.format.clone(),
             size: a.size,
             sha256: a.sha256.clone(),
         });
     }
-    let fp16 = &out.manifest.fingerprint[..16.min(out.manifest.fingerprint.len())];
-    let manifest = serde_json::to_vec_pretty(&out.manifest).unwrap_or_default();
+    let fp16 = &fingerprint[..16.min(fingerprint.len())];
     store
         .put_bytes(&format!("{name}/{fp16}/manifest.json"), manifest)
         .map_err(|e| format!("store: {e}"))?;

@@ -340,6 +340,28 @@ impl S3Store {
         Ok(self.url(&key))
     }
 
+    /// A small object named under the prefix (a manifest), whole.
+    pub fn get_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        let key = self.key(name);
+        let url = self.url(&key);
+        self.rt.block_on(async {
+            let obj = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(s3(format!("reading {url}")))?;
+            let bytes = obj
+                .body
+                .collect()
+                .await
+                .map_err(s3(format!("reading {url}")))?;
+            Ok(bytes.into_bytes().to_vec())
+        })
+    }
+
     /// Downloads the object with this SHA-256 to `dest`, hashing as it arrives. On a mismatch
     /// nothing is left at `dest` (the bytes went to a temporary file beside it).
     pub fn get_file(&self, sha256: &str, dest: &Path) -> Result<u64> {
