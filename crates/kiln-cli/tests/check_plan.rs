@@ -145,29 +145,13 @@ fn tokens_from_the_cli() {
 /// `kiln serve` answers on its port, prints where, and exits cleanly on Ctrl-C (SIGINT).
 #[test]
 fn serve_answers_then_stops_on_ctrl_c() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let f = init_factory(dir.path());
     let secret = ok(&kiln_in(
         &f,
         &["token", "create", "reader", "--role", "consumer"],
     ));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--factory")
-        .arg(&f)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (mut child, _, url) = common::spawn_serve(&f);
     let body = std::process::Command::new("curl")
         .args([
             "-fsS",

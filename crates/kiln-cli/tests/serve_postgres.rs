@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{init_factory, kiln_in, ok};
@@ -28,26 +27,11 @@ impl Drop for Server {
 }
 
 fn serve(f: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--factory")
-        .arg(f)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line, url) = common::spawn_serve(f);
     assert!(
         line.contains("(registry postgres://"),
         "serving the PostgreSQL registry: {line}"
     );
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
     Server { child, url }
 }
 

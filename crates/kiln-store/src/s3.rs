@@ -340,19 +340,25 @@ impl S3Store {
         Ok(self.url(&key))
     }
 
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(s3(format!("reading {}", self.url(key))))
+    }
+
     /// A small object named under the prefix (a manifest), whole.
     pub fn get_bytes(&self, name: &str) -> Result<Vec<u8>> {
         let key = self.key(name);
         let url = self.url(&key);
         self.rt.block_on(async {
-            let obj = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(s3(format!("reading {url}")))?;
+            let obj = self.get_object(&key).await?;
             let bytes = obj
                 .body
                 .collect()
@@ -369,14 +375,7 @@ impl S3Store {
         let url = self.url(&key);
         let tmp = dest.with_extension("kiln-partial");
         let result = self.rt.block_on(async {
-            let mut obj = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(s3(format!("reading {url}")))?;
+            let mut obj = self.get_object(&key).await?;
             let mut f =
                 std::fs::File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
             let mut h = Sha256::new();

@@ -71,6 +71,28 @@ pub fn parent_in_ten(image: &str) -> Option<&'static str> {
     }
 }
 
+/// `kiln serve` on a free loopback port: the child, the line it printed first, and its url.
+pub fn spawn_serve(factory: &Path) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--factory")
+        .arg(factory)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, line, url)
+}
+
 /// `kiln --factory FACTORY ARGS…` as actor `tester` (no role from the environment).
 pub fn kiln_in(factory: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
