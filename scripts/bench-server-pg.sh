@@ -63,8 +63,10 @@ two=$served
 wrk -t1 -c"$connections" -d3s -H "Authorization: Bearer $consumer" "$two$path" >/dev/null
 echo "bench-server-pg: ${duration}s on two servers..." >&2
 load "$one" $((connections / 2)) "$work/a" &
+la=$!
 load "$two" $((connections / 2)) "$work/b" &
-wait %1 %2 2>/dev/null || wait
+lb=$!
+wait "$la" "$lb"
 read -r _ n1 rps1 p50_1 p99_1 e1 <"$work/one"
 read -r _ na rpsa p50a p99a ea <"$work/a"
 read -r _ nb rpsb p50b p99b eb <"$work/b"
